@@ -1,0 +1,115 @@
+//! Environment variable overrides. The table is the single list of variable
+//! names; `config.template.yaml` documents the same names next to each key.
+
+use super::ConfigError;
+use serde_yaml::Value;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Kept verbatim (passwords, hosts): "0123" must stay a string.
+    Text,
+    /// Parsed as a YAML scalar: numbers and booleans.
+    Scalar,
+}
+
+const OVERRIDES: &[(&str, &str, Kind)] = &[
+    ("SERVER_HOST", "server.host", Kind::Text),
+    ("SERVER_PORT", "server.port", Kind::Scalar),
+    ("HTTP_BODY_LIMIT_BYTES", "server.body_limit_bytes", Kind::Scalar),
+    ("HTTP_REQUEST_TIMEOUT_MS", "server.request_timeout_ms", Kind::Scalar),
+    ("CORS_ALLOWED_ORIGINS", "server.cors_allowed_origins", Kind::Text),
+    ("WEBSOCKET_ENABLED", "features.websocket_enabled", Kind::Scalar),
+    ("KAFKA_ENABLED", "features.kafka_enabled", Kind::Scalar),
+    ("FILE_UPLOAD_ENABLED", "features.file_upload_enabled", Kind::Scalar),
+    ("RATE_LIMIT_ENABLED", "features.rate_limit_enabled", Kind::Scalar),
+    ("DEBUG_ENABLED", "features.debug_enabled", Kind::Scalar),
+    ("DB_HOST", "database.host", Kind::Text),
+    ("DB_PORT", "database.port", Kind::Scalar),
+    ("DB_USER", "database.user", Kind::Text),
+    ("DB_PASSWORD", "database.password", Kind::Text),
+    ("DB_NAME", "database.name", Kind::Text),
+    ("DB_MAX_CONNECTIONS", "database.max_connections", Kind::Scalar),
+    ("DB_RUN_MIGRATIONS", "database.run_migrations", Kind::Scalar),
+    ("USERS_DATABASE_URL", "database.urls.users", Kind::Text),
+    ("GROUPS_DATABASE_URL", "database.urls.groups", Kind::Text),
+    ("MESSAGES_DATABASE_URL", "database.urls.messages", Kind::Text),
+    ("MEDIA_DATABASE_URL", "database.urls.media", Kind::Text),
+    ("REDIS_HOST", "redis.host", Kind::Text),
+    ("REDIS_PORT", "redis.port", Kind::Scalar),
+    ("REDIS_PASSWORD", "redis.password", Kind::Text),
+    ("KAFKA_BROKERS", "kafka.brokers", Kind::Text),
+    ("KAFKA_TOPIC_PREFIX", "kafka.topic_prefix", Kind::Text),
+    ("KAFKA_TOPIC_PARTITIONS", "kafka.topic_partitions", Kind::Scalar),
+    ("KAFKA_REPLICATION_FACTOR", "kafka.replication_factor", Kind::Scalar),
+    ("KAFKA_MESSAGE_TIMEOUT_MS", "kafka.message_timeout_ms", Kind::Scalar),
+    ("USERS_GRPC_LISTEN", "grpc.users.listen", Kind::Text),
+    ("USERS_GRPC_URL", "grpc.users.url", Kind::Text),
+    ("GROUPS_GRPC_LISTEN", "grpc.groups.listen", Kind::Text),
+    ("GROUPS_GRPC_URL", "grpc.groups.url", Kind::Text),
+    ("MESSAGES_GRPC_LISTEN", "grpc.messages.listen", Kind::Text),
+    ("MESSAGES_GRPC_URL", "grpc.messages.url", Kind::Text),
+    ("MEDIA_GRPC_LISTEN", "grpc.media.listen", Kind::Text),
+    ("MEDIA_GRPC_URL", "grpc.media.url", Kind::Text),
+    ("GRPC_TIMEOUT_MS", "grpc.timeout_ms", Kind::Scalar),
+    ("JWT_KEYS", "auth.jwt_keys", Kind::Text),
+    ("JWT_ACTIVE_KID", "auth.jwt_active_kid", Kind::Text),
+    ("JWT_ISSUER", "auth.jwt_issuer", Kind::Text),
+    ("JWT_ACCESS_TTL_SECONDS", "auth.access_ttl_seconds", Kind::Scalar),
+    ("JWT_REFRESH_TTL_SECONDS", "auth.refresh_ttl_seconds", Kind::Scalar),
+    ("PASSWORD_HASH_MEMORY_KIB", "passwords.memory_kib", Kind::Scalar),
+    ("PASSWORD_HASH_ITERATIONS", "passwords.iterations", Kind::Scalar),
+    ("VAULT_ADDR", "vault.addr", Kind::Text),
+    ("VAULT_TOKEN", "vault.token", Kind::Text),
+    ("VAULT_ROLE_ID", "vault.role_id", Kind::Text),
+    ("VAULT_SECRET_ID", "vault.secret_id", Kind::Text),
+    ("VAULT_KV_MOUNT", "vault.kv_mount", Kind::Text),
+    ("VAULT_SECRET_PATH", "vault.secret_path", Kind::Text),
+    ("RUST_LOG", "telemetry.log_level", Kind::Text),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint", Kind::Text),
+];
+
+pub(super) fn env_name_for(key: &str) -> Option<&'static str> {
+    OVERRIDES
+        .iter()
+        .find(|(_, path, _)| *path == key)
+        .map(|(name, _, _)| *name)
+}
+
+pub(super) fn apply(
+    value: &mut Value,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in vars {
+        let Some((_, path, kind)) = OVERRIDES.iter().find(|(env, _, _)| *env == name) else {
+            continue;
+        };
+        let scalar = match kind {
+            Kind::Text => Value::String(raw),
+            Kind::Scalar => serde_yaml::from_str::<Value>(&raw)
+                .ok()
+                .filter(|parsed| !matches!(parsed, Value::Mapping(_) | Value::Sequence(_)))
+                .ok_or_else(|| ConfigError::invalid(path, format!("cannot parse {raw:?}")))?,
+        };
+        set_path(value, path, scalar);
+    }
+    Ok(())
+}
+
+fn set_path(root: &mut Value, path: &str, leaf: Value) {
+    let mut node = root;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !matches!(node, Value::Mapping(_)) {
+            *node = Value::Mapping(Default::default());
+        }
+        let Value::Mapping(map) = node else {
+            return;
+        };
+        let key = Value::String(part.to_owned());
+        if parts.peek().is_none() {
+            map.insert(key, leaf);
+            return;
+        }
+        node = map.entry(key).or_insert(Value::Null);
+    }
+}

@@ -1,0 +1,203 @@
+//! Fleet configuration: the YAML template's defaults, an optional config
+//! file, environment variables, then Vault secrets, in that order.
+//!
+//! Loading fails with a message naming the offending key (and its environment
+//! variable) before any service binds a port.
+
+mod env;
+mod model;
+
+pub use model::*;
+
+use serde_yaml::Value;
+use std::path::Path;
+
+/// The documented template doubles as the source of every default, so the
+/// documentation and the behaviour cannot drift apart.
+const TEMPLATE: &str = include_str!("../../../../config/config.template.yaml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid YAML: {source}")]
+    Syntax {
+        path: String,
+        source: serde_yaml::Error,
+    },
+    #[error("config key `{key}`{env}: {message}")]
+    Invalid {
+        key: String,
+        env: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
+        let env = env::env_name_for(key)
+            .map(|name| format!(" (env {name})"))
+            .unwrap_or_default();
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            env,
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// The template's defaults alone: what tests start from.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let value = parse_yaml(TEMPLATE, "<template>")?;
+        Self::from_value(value)
+    }
+
+    /// Defaults, overlaid by `file` when given (or `config/config.yaml` when
+    /// it exists), overlaid by the given environment variables.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut value = parse_yaml(TEMPLATE, "<template>")?;
+        let default_file = Path::new("config/config.yaml");
+        let file = file.or_else(|| default_file.exists().then_some(default_file));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let overlay = parse_yaml(&text, &path.display().to_string())?;
+            merge(&mut value, overlay);
+        }
+        env::apply(&mut value, vars)?;
+        Self::from_value(value)
+    }
+
+    /// Loads from the process environment and `CONFIG_FILE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("CONFIG_FILE").map(std::path::PathBuf::from);
+        Self::load(file.as_deref(), std::env::vars())
+    }
+
+    fn from_value(value: Value) -> Result<Self, ConfigError> {
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|err| {
+            let key = err.path().to_string();
+            ConfigError::invalid(&key, err.into_inner().to_string())
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    serde_yaml::from_str(text).map_err(|source| ConfigError::Syntax {
+        path: origin.to_owned(),
+        source,
+    })
+}
+
+/// Deep-merges `overlay` into `base`: mappings merge key by key, anything
+/// else replaces.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Mapping(base), Value::Mapping(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn template_defaults_load() {
+        let config = Config::defaults().expect("template is valid");
+        assert_eq!(config.server.port, 8080);
+        assert_eq!(config.database.port, 5432);
+        assert!(config.features.kafka_enabled);
+    }
+
+    #[test]
+    fn environment_overrides_file_values() {
+        let config = Config::load(
+            None,
+            vars(&[
+                ("SERVER_PORT", "9090"),
+                ("DB_HOST", "db.internal"),
+                ("KAFKA_ENABLED", "false"),
+                ("DB_PASSWORD", "12345"),
+            ]),
+        )
+        .expect("valid overrides");
+        assert_eq!(config.server.port, 9090);
+        assert_eq!(config.database.host, "db.internal");
+        assert!(!config.features.kafka_enabled);
+        assert_eq!(config.database.password.expose(), "12345");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_env_var() {
+        let err = Config::load(None, vars(&[("SERVER_PORT", "eighty")])).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("server.port"), "{message}");
+        assert!(message.contains("SERVER_PORT"), "{message}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_rejected() {
+        let err = Config::load(None, vars(&[("SERVER_PORT", "0")])).unwrap_err();
+        assert!(err.to_string().contains("server.port"), "{err}");
+        let err = Config::load(None, vars(&[("DB_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("database.max_connections"), "{err}");
+    }
+
+    #[test]
+    fn bad_boolean_flag_is_rejected() {
+        let err = Config::load(None, vars(&[("DEBUG_ENABLED", "maybe")])).unwrap_err();
+        assert!(err.to_string().contains("DEBUG_ENABLED"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_rejected() {
+        let dir = std::env::temp_dir().join(format!("cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, "server:\n  prot: 1\n").expect("write");
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("server"), "{err}");
+        assert!(err.to_string().contains("prot"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn jwt_keys_are_checked_when_required() {
+        let config = Config::load(None, vars(&[("JWT_KEYS", "k1:short")])).unwrap_err();
+        assert!(config.to_string().contains("auth.jwt_keys"), "{config}");
+        let missing = Config::defaults()
+            .expect("defaults")
+            .auth
+            .signing_keys()
+            .unwrap_err();
+        assert!(missing.to_string().contains("JWT_KEYS"), "{missing}");
+    }
+}

@@ -1,0 +1,299 @@
+//! Typed configuration. Field names are the YAML keys.
+
+use super::ConfigError;
+use serde::Deserialize;
+use std::fmt;
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub features: Features,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub kafka: KafkaConfig,
+    pub grpc: GrpcConfig,
+    pub auth: AuthConfig,
+    pub passwords: PasswordConfig,
+    pub vault: VaultConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub cors_allowed_origins: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Features {
+    pub websocket_enabled: bool,
+    pub kafka_enabled: bool,
+    pub file_upload_enabled: bool,
+    pub rate_limit_enabled: bool,
+    pub debug_enabled: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub name: String,
+    pub max_connections: u32,
+    pub run_migrations: bool,
+    pub urls: DatabaseUrls,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseUrls {
+    pub users: Secret,
+    pub groups: Secret,
+    pub messages: Secret,
+    pub media: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    pub password: Secret,
+}
+
+impl RedisConfig {
+    pub fn url(&self) -> String {
+        if self.password.is_empty() {
+            format!("redis://{}:{}/", self.host, self.port)
+        } else {
+            format!(
+                "redis://:{}@{}:{}/",
+                self.password.expose(),
+                self.host,
+                self.port
+            )
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub topic_prefix: String,
+    pub topic_partitions: i32,
+    pub replication_factor: i32,
+    pub message_timeout_ms: u64,
+}
+
+impl KafkaConfig {
+    /// The full topic name for a logical topic such as `users.events.v1`.
+    pub fn topic(&self, logical: &str) -> String {
+        format!("{}{}", self.topic_prefix, logical)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub users: GrpcEndpoint,
+    pub groups: GrpcEndpoint,
+    pub messages: GrpcEndpoint,
+    pub media: GrpcEndpoint,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcEndpoint {
+    pub listen: String,
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_keys: Secret,
+    pub jwt_active_kid: String,
+    pub jwt_issuer: String,
+    pub access_ttl_seconds: u64,
+    pub refresh_ttl_seconds: u64,
+}
+
+/// One HMAC key of the rotatable key set.
+#[derive(Clone, Debug)]
+pub struct SigningKey {
+    pub kid: String,
+    pub secret: Secret,
+}
+
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+impl AuthConfig {
+    /// Parses `jwt_keys`; an error names the key. Only the services that
+    /// issue or verify tokens call this, so the others start without keys.
+    pub fn signing_keys(&self) -> Result<Vec<SigningKey>, ConfigError> {
+        let raw = self.jwt_keys.expose().trim();
+        if raw.is_empty() {
+            return Err(ConfigError::invalid(
+                "auth.jwt_keys",
+                "is required: at least one \"kid:secret\" pair (or Vault key jwt_keys)",
+            ));
+        }
+        let mut keys: Vec<SigningKey> = Vec::new();
+        for pair in raw.split(',') {
+            let (kid, secret) = pair.trim().split_once(':').ok_or_else(|| {
+                ConfigError::invalid("auth.jwt_keys", "each entry must look like \"kid:secret\"")
+            })?;
+            if kid.is_empty() || keys.iter().any(|key| key.kid == kid) {
+                return Err(ConfigError::invalid(
+                    "auth.jwt_keys",
+                    format!("kid {kid:?} is empty or repeated"),
+                ));
+            }
+            if secret.len() < MIN_JWT_SECRET_BYTES {
+                return Err(ConfigError::invalid(
+                    "auth.jwt_keys",
+                    format!("secret of kid {kid:?} is shorter than {MIN_JWT_SECRET_BYTES} bytes"),
+                ));
+            }
+            keys.push(SigningKey {
+                kid: kid.to_owned(),
+                secret: Secret::new(secret),
+            });
+        }
+        let active = if self.jwt_active_kid.is_empty() {
+            keys.first().map(|key| key.kid.clone()).unwrap_or_default()
+        } else {
+            self.jwt_active_kid.clone()
+        };
+        if !keys.iter().any(|key| key.kid == active) {
+            return Err(ConfigError::invalid(
+                "auth.jwt_active_kid",
+                format!("{active:?} is not one of the kids in auth.jwt_keys"),
+            ));
+        }
+        // The active key goes first: it is the one that signs.
+        keys.sort_by_key(|key| key.kid != active);
+        Ok(keys)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub addr: String,
+    pub token: Secret,
+    pub role_id: String,
+    pub secret_id: Secret,
+    pub kv_mount: String,
+    pub secret_path: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_level: String,
+    pub otlp_endpoint: String,
+}
+
+impl Config {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(ConfigError::invalid(key, "must be greater than 0"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("server.port", self.server.port.into())?;
+        positive("server.body_limit_bytes", self.server.body_limit_bytes as u64)?;
+        positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
+        positive("database.port", self.database.port.into())?;
+        positive("database.max_connections", self.database.max_connections.into())?;
+        positive("redis.port", self.redis.port.into())?;
+        positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
+        positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
+        positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
+        positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;
+        if self.kafka.topic_partitions < 1 {
+            return Err(ConfigError::invalid("kafka.topic_partitions", "must be at least 1"));
+        }
+        if self.kafka.replication_factor < 1 {
+            return Err(ConfigError::invalid("kafka.replication_factor", "must be at least 1"));
+        }
+        if self.features.kafka_enabled && self.kafka.brokers.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "kafka.brokers",
+                "is required while features.kafka_enabled is true",
+            ));
+        }
+        if self.passwords.memory_kib < 8 * 1024 || self.passwords.iterations == 0 {
+            return Err(ConfigError::invalid(
+                "passwords.memory_kib",
+                "argon2id needs at least 8192 KiB and 1 iteration",
+            ));
+        }
+        for (key, endpoint) in [
+            ("grpc.users", &self.grpc.users),
+            ("grpc.groups", &self.grpc.groups),
+            ("grpc.messages", &self.grpc.messages),
+            ("grpc.media", &self.grpc.media),
+        ] {
+            if endpoint.listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.listen"),
+                    format!("{:?} is not a host:port socket address", endpoint.listen),
+                ));
+            }
+            if !(endpoint.url.starts_with("http://") || endpoint.url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.url"),
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        if !self.auth.jwt_keys.is_empty() {
+            self.auth.signing_keys()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! gRPC plumbing shared by every service: serving on a given listener with
+//! health checks and trace propagation, and lazily connected clients.
+
+use crate::shutdown::CancellationToken;
+use opentelemetry::propagation::Injector;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::transport::{Channel, Endpoint};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Span for one incoming call, continuing the caller's trace.
+pub fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc.server", rpc = %request.uri().path());
+    crate::telemetry::set_parent_from_headers(&span, request.headers());
+    span
+}
+
+/// A tonic server builder with the fleet's defaults (tracing, timeouts).
+pub fn server() -> tonic::transport::Server<tower_layer::Identity> {
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .trace_fn(server_span)
+}
+
+/// The standard `grpc.health.v1.Health` service plus its reporter.
+pub fn health() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    tonic_health::server::health_reporter()
+}
+
+/// Accepts connections from `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    router: tonic::transport::server::Router<tower_layer::Identity>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// A channel that connects on first use and reconnects by itself, so a
+/// service can start before the services it calls.
+pub fn lazy_channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .connect_lazy())
+}
+
+/// Client interceptor that sends the current trace context as metadata.
+#[derive(Clone, Copy, Default)]
+pub struct TracePropagation;
+
+impl Interceptor for TracePropagation {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let context = tracing::Span::current().context();
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+        });
+        Ok(request)
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Kafka client construction and topic management.
+
+use crate::config::KafkaConfig;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
+use std::time::Duration;
+
+/// An idempotent producer (acks=all, no duplicates or reordering from the
+/// producer's own retries within a partition).
+pub fn producer(config: &KafkaConfig, client_id: &str) -> anyhow::Result<FutureProducer> {
+    Ok(base(config, client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", config.message_timeout_ms.to_string())
+        .create()?)
+}
+
+fn base(config: &KafkaConfig, client_id: &str) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", client_id)
+        // Surface a down broker as errors instead of librdkafka log spam.
+        .set("log_level", "3");
+    client
+}
+
+/// Creates the given (already prefixed) topics unless they exist. Brokers
+/// such as tansu, and many production clusters, do not auto-create topics.
+pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base(config, "messenger-admin").create()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes topics; used by tests to leave nothing behind.
+pub async fn delete_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base(config, "messenger-admin").create()?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    admin.delete_topics(&names, &options).await?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Cross-cutting plumbing shared by the services: configuration, telemetry,
+//! database pools and migrations, the transactional outbox, Kafka and Vault
+//! clients, access-token verification, gRPC helpers and shutdown.
+//!
+//! Business rules never live here.
+
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod kafka;
+pub mod outbox;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+pub mod vault;
+
+pub use config::Config;
+pub use shutdown::CancellationToken;

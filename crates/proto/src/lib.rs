@@ -1,0 +1,34 @@
+//! Generated protobuf and gRPC types. One module per `.proto` package.
+
+pub mod common {
+    pub mod v1 {
+        tonic::include_proto!("messenger.common.v1");
+    }
+}
+
+pub mod users {
+    pub mod v1 {
+        tonic::include_proto!("messenger.users.v1");
+    }
+}
+
+pub mod groups {
+    pub mod v1 {
+        tonic::include_proto!("messenger.groups.v1");
+    }
+}
+
+pub mod messages {
+    pub mod v1 {
+        tonic::include_proto!("messenger.messages.v1");
+    }
+}
+
+pub mod media {
+    pub mod v1 {
+        tonic::include_proto!("messenger.media.v1");
+    }
+}
+
+pub use prost;
+pub use prost_types;

@@ -1,0 +1,106 @@
+//! Test support. Each [`TestEnv`] gets its own Postgres database and its own
+//! Kafka topic prefix, so tests run in parallel against the real servers and
+//! leave nothing behind. Server addresses come from the same environment
+//! variables as production (`DB_HOST`, `KAFKA_BROKERS`, …).
+
+use messenger_platform::Config;
+use messenger_platform::config::Secret;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use sqlx::{Connection, Executor, PgConnection};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const TEST_JWT_KEYS: &str = "test:0123456789abcdef0123456789abcdef";
+
+pub struct TestEnv {
+    pub config: Config,
+    database: String,
+    topics: Vec<String>,
+}
+
+impl TestEnv {
+    /// A configuration pointing at a new, empty database and a unique topic
+    /// prefix, with cheap password hashing (tests hash many passwords).
+    pub async fn new() -> anyhow::Result<Self> {
+        let mut config = Config::load(None, std::env::vars())?;
+        let id = Uuid::new_v4().simple().to_string();
+        let database = format!("test_{id}");
+        let mut admin = admin_connection(&config).await?;
+        admin.execute(format!("CREATE DATABASE \"{database}\"").as_str()).await?;
+        admin.close().await?;
+
+        config.database.name = database.clone();
+        config.database.max_connections = 5;
+        config.kafka.topic_prefix = format!("t{}.", &id[..12]);
+        config.kafka.topic_partitions = 1;
+        config.kafka.message_timeout_ms = 5000;
+        config.auth.jwt_keys = Secret::new(TEST_JWT_KEYS);
+        config.auth.jwt_active_kid = "test".to_owned();
+        config.passwords.memory_kib = 8 * 1024;
+        config.passwords.iterations = 1;
+        config.vault.addr = String::new();
+        Ok(TestEnv { config, database, topics: Vec::new() })
+    }
+
+    /// Creates the (prefixed) topic and returns a consumer reading it from
+    /// the beginning in a group of its own.
+    pub async fn consume(&mut self, logical_topic: &str) -> anyhow::Result<StreamConsumer> {
+        let topic = self.config.kafka.topic(logical_topic);
+        messenger_platform::kafka::ensure_topics(&self.config.kafka, std::slice::from_ref(&topic))
+            .await?;
+        self.topics.push(topic.clone());
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.brokers)
+            .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[&topic])?;
+        Ok(consumer)
+    }
+
+    /// Drops the database and topics. Call at the end of a test; a test
+    /// that panics leaves a `test_*` database that the next CI run sweeps.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        if !self.topics.is_empty() {
+            let _ = messenger_platform::kafka::delete_topics(&self.config.kafka, &self.topics).await;
+        }
+        let mut admin = admin_connection(&self.config).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database).as_str())
+            .await?;
+        admin.close().await?;
+        Ok(())
+    }
+
+    /// A pool on the test database scoped to one service schema, for
+    /// asserting on stored state.
+    pub async fn pool(&self, schema: &str) -> anyhow::Result<sqlx::PgPool> {
+        messenger_platform::db::connect(&self.config, schema).await
+    }
+}
+
+async fn admin_connection(config: &Config) -> anyhow::Result<PgConnection> {
+    let options = messenger_platform::db::connect_options(config, "users")?.database("postgres");
+    let connect = PgConnection::connect_with(&options);
+    Ok(tokio::time::timeout(Duration::from_secs(10), connect).await??)
+}
+
+/// Polls `check` until it returns `Some`, or fails after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

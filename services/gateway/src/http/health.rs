@@ -1,0 +1,85 @@
+//! Liveness, readiness and metrics.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` while the process is up.
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+/// Liveness: the gateway process answers.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+    /// Each dependency: `ok` or why not.
+    pub checks: BTreeMap<String, String>,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Readiness: every backend service and Redis answer.
+#[utoipa::path(get, path = "/ready", tag = "ops",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let mut checks = BTreeMap::new();
+    let backends = state.backends().iter().map(|(name, client)| {
+        let mut client = client.clone();
+        async move {
+            let check = client.check(HealthCheckRequest { service: String::new() });
+            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+                Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+                    "ok".to_owned()
+                }
+                Ok(Ok(_)) => "not serving".to_owned(),
+                Ok(Err(status)) => format!("{:?}: {}", status.code(), status.message()),
+                Err(_) => "timed out".to_owned(),
+            };
+            ((*name).to_owned(), outcome)
+        }
+    });
+    let redis = async {
+        let ping = async {
+            let mut conn = state.redis().get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        let outcome = match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            Ok(Ok(_)) => "ok".to_owned(),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        ("redis".to_owned(), outcome)
+    };
+    let (backend_results, redis_result) =
+        tokio::join!(futures::future::join_all(backends), redis);
+    checks.extend(backend_results);
+    checks.insert(redis_result.0, redis_result.1);
+    let ready = checks.values().all(|outcome| outcome == "ok");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, checks }))
+}
+
+/// Prometheus metrics of this process.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        messenger_platform::telemetry::prometheus().render(),
+    )
+}

@@ -1,0 +1,94 @@
+//! The public REST router: routes and their OpenAPI document come from the
+//! same declarations, so the document cannot miss a route.
+
+mod auth;
+pub mod dto;
+mod health;
+mod middleware;
+mod users;
+
+use crate::error::{ApiError, ErrorBody, ErrorObject};
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use messenger_platform::Config;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Messenger Backend API", description = "Public REST API of the messenger gateway."),
+    components(schemas(ErrorBody, ErrorObject)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "users", description = "Profiles and search"),
+        (name = "ops", description = "Health and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The `/api/v1` routes and their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::create, users::search))
+        .routes(routes!(users::me, users::update_me))
+        .routes(routes!(users::get))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready));
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (router, doc)
+}
+
+pub fn router(state: AppState, config: &Config) -> Router {
+    let (api, doc) = api();
+    // Rendered once: the document is fixed for the life of the process.
+    let doc: axum::body::Bytes = serde_json::to_vec(&doc).unwrap_or_default().into();
+    let body_limit = state.body_limit();
+    let app = api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }
+        }),
+    )
+    .route("/metrics", get(health::metrics))
+    .fallback(|| async { ApiError::not_found("no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
+    })
+    .layer(DefaultBodyLimit::max(body_limit))
+    .with_state(state);
+    middleware::apply(app, config)
+}

@@ -1,0 +1,28 @@
+//! The gateway: the public REST API (and, with its issue, the WebSocket
+//! API). It owns no tables; every request becomes gRPC calls to the
+//! services that own the data.
+
+mod error;
+mod extract;
+pub mod http;
+mod state;
+
+use messenger_platform::{CancellationToken, Config};
+use tokio::net::TcpListener;
+
+pub use state::AppState;
+
+/// Serves the public API on `listener` until `shutdown` is cancelled, then
+/// finishes in-flight requests.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = AppState::new(&config)?;
+    let app = http::router(state, &config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

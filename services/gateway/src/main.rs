@@ -1,0 +1,13 @@
+use messenger_platform::auth::TokenKeys;
+use messenger_platform::service::{ServiceSpec, main as service_main};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    service_main(ServiceSpec {
+        name: "gateway",
+        database: None,
+        listen_addr: |config| format!("{}:{}", config.server.host, config.server.port),
+        check: |config| TokenKeys::from_config(&config.auth).map(drop),
+        serve: messenger_gateway::serve,
+    })
+}

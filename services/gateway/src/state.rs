@@ -1,0 +1,89 @@
+//! Shared state of the gateway: gRPC clients, token keys, Redis.
+
+use messenger_platform::Config;
+use messenger_platform::auth::TokenKeys;
+use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_proto::users::v1::users_service_client::UsersServiceClient;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    users: UsersClient,
+    backends: Vec<(&'static str, HealthClient<Channel>)>,
+    tokens: TokenKeys,
+    redis: redis::Client,
+    body_limit: usize,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.grpc.timeout_ms);
+        let users = lazy_channel(&config.grpc.users.url, timeout)?;
+        let mut backends = vec![("users", HealthClient::new(users.clone()))];
+        for (name, endpoint) in [
+            ("groups", &config.grpc.groups),
+            ("messages", &config.grpc.messages),
+            ("media", &config.grpc.media),
+        ] {
+            backends.push((name, HealthClient::new(lazy_channel(&endpoint.url, timeout)?)));
+        }
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                users: UsersServiceClient::with_interceptor(users, TracePropagation),
+                backends,
+                tokens: TokenKeys::from_config(&config.auth)?,
+                redis: redis::Client::open(config.redis.url())?,
+                body_limit: config.server.body_limit_bytes,
+            }),
+        })
+    }
+
+    pub fn users(&self) -> UsersClient {
+        self.inner.users.clone()
+    }
+
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.inner.tokens
+    }
+
+    pub fn backends(&self) -> &[(&'static str, HealthClient<Channel>)] {
+        &self.inner.backends
+    }
+
+    pub fn redis(&self) -> &redis::Client {
+        &self.inner.redis
+    }
+
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+}
+
+/// Runs one gRPC call, recording `grpc_client_requests_total` and
+/// `grpc_client_duration_seconds` by method and status code.
+pub async fn call<T>(
+    method: &'static str,
+    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    let started = Instant::now();
+    let result = future.await;
+    let code = match &result {
+        Ok(_) => "Ok".to_owned(),
+        Err(status) => format!("{:?}", status.code()),
+    };
+    metrics::histogram!("grpc_client_duration_seconds", "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("grpc_client_requests_total", "method" => method, "code" => code).increment(1);
+    result.map(tonic::Response::into_inner)
+}

@@ -1,0 +1,12 @@
+use messenger_platform::service::{ServiceSpec, main as service_main, no_check};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    service_main(ServiceSpec {
+        name: "media",
+        database: Some((messenger_media::SCHEMA, &messenger_media::MIGRATOR)),
+        listen_addr: |config| config.grpc.media.listen.clone(),
+        check: no_check,
+        serve: messenger_media::serve,
+    })
+}

@@ -1,0 +1,64 @@
+//! The users service's one error type and its one mapping to gRPC status.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("{field} is already taken")]
+    AlreadyExists { field: &'static str },
+    #[error("user not found")]
+    NotFound,
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { field, reason: reason.into() }
+    }
+
+    /// Turns unique violations of the users table into "already taken".
+    pub fn from_insert(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            match db.constraint() {
+                Some("users_username_key") => return Error::AlreadyExists { field: "username" },
+                Some("users_email_key") => return Error::AlreadyExists { field: "email" },
+                _ => {}
+            }
+        }
+        Error::Database(err)
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        match &err {
+            Error::InvalidArgument { field, reason } => Status::with_error_details(
+                Code::InvalidArgument,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, reason.clone()),
+            ),
+            Error::AlreadyExists { field } => Status::with_error_details(
+                Code::AlreadyExists,
+                err.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, "already taken"),
+            ),
+            Error::NotFound => Status::not_found(err.to_string()),
+            Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::Database(_) | Error::Internal(_) => {
+                // Details stay in our logs, never in the response.
+                tracing::error!(error = %err, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

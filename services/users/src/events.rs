@@ -1,0 +1,64 @@
+//! Domain events of the users service, written to the outbox.
+
+use crate::repo::UserRow;
+use messenger_platform::outbox::{self, OutboxEvent};
+use messenger_proto::common::v1::EventMeta;
+use messenger_proto::users::v1::{UserEvent, UserProfileUpdated, UserRegistered, user_event};
+use prost::Message;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The one topic this service publishes.
+pub const TOPIC: &str = "users.events.v1";
+const SCHEMA_VERSION: u32 = 1;
+
+pub async fn user_registered(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
+    let payload = user_event::Payload::UserRegistered(UserRegistered {
+        user_id: user.id.to_string(),
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+    });
+    publish(conn, user.id, "messenger.users.v1.UserRegistered", user.created_at, payload).await
+}
+
+pub async fn profile_updated(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
+    let payload = user_event::Payload::UserProfileUpdated(UserProfileUpdated {
+        user_id: user.id.to_string(),
+        display_name: user.display_name.clone(),
+        bio: user.bio.clone(),
+        avatar_media_id: user.avatar_media_id.map(|id| id.to_string()).unwrap_or_default(),
+    });
+    publish(conn, user.id, "messenger.users.v1.UserProfileUpdated", user.updated_at, payload).await
+}
+
+async fn publish(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    event_type: &'static str,
+    occurred_at: OffsetDateTime,
+    payload: user_event::Payload,
+) -> sqlx::Result<()> {
+    let event_id = Uuid::now_v7();
+    let event = UserEvent {
+        meta: Some(EventMeta {
+            event_id: event_id.to_string(),
+            event_type: event_type.to_owned(),
+            version: SCHEMA_VERSION,
+            occurred_at: Some(crate::convert::timestamp(occurred_at)),
+            aggregate_id: user_id.to_string(),
+        }),
+        payload: Some(payload),
+    };
+    outbox::enqueue(
+        conn,
+        OutboxEvent {
+            event_id,
+            topic: TOPIC,
+            key: user_id.to_string(),
+            event_type,
+            payload: event.encode_to_vec(),
+        },
+    )
+    .await
+}

@@ -1,0 +1,138 @@
+//! gRPC transport: parses requests into domain types, calls the rules,
+//! converts results. No rules here.
+
+use crate::accounts::{Accounts, Registration};
+use crate::domain::{Bio, DisplayName, Email, PageSize, Password, SearchQuery, UserId, Username};
+use crate::error::Error;
+use crate::repo::ProfileChanges;
+use crate::sessions::{IssuedSession, Sessions};
+use messenger_proto::users::v1 as pb;
+use messenger_proto::users::v1::users_service_server::UsersService;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+pub struct UsersGrpc {
+    pub accounts: Accounts,
+    pub sessions: Sessions,
+}
+
+/// Most users a batch lookup may ask for.
+const MAX_BATCH: usize = 500;
+
+#[tonic::async_trait]
+impl UsersService for UsersGrpc {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::User>, Status> {
+        let request = request.into_inner();
+        let registration = Registration {
+            username: Username::parse(&request.username)?,
+            email: Email::parse(&request.email)?,
+            display_name: DisplayName::parse(&request.display_name)?,
+            password: Password::parse(&request.password)?,
+        };
+        let user = self.accounts.register(registration).await?;
+        Ok(Response::new(user.into()))
+    }
+
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+        let id = UserId::parse(&request.into_inner().id, "id")?;
+        Ok(Response::new(self.accounts.get(id).await?.into()))
+    }
+
+    async fn get_users(
+        &self,
+        request: Request<pb::GetUsersRequest>,
+    ) -> Result<Response<pb::GetUsersResponse>, Status> {
+        let request = request.into_inner();
+        if request.ids.len() > MAX_BATCH {
+            return Err(Error::invalid("ids", format!("at most {MAX_BATCH} ids per call")).into());
+        }
+        let ids = request
+            .ids
+            .iter()
+            .map(|id| UserId::parse(id, "ids"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let users = self.accounts.get_many(&ids).await?;
+        Ok(Response::new(pb::GetUsersResponse {
+            users: users.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn search_users(
+        &self,
+        request: Request<pb::SearchUsersRequest>,
+    ) -> Result<Response<pb::SearchUsersResponse>, Status> {
+        let request = request.into_inner();
+        let query = SearchQuery::parse(&request.query)?;
+        let limit = PageSize::parse(request.limit)?;
+        let page = self.accounts.search(&query, limit, &request.cursor, request.offset).await?;
+        Ok(Response::new(pb::SearchUsersResponse {
+            users: page.users.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+        }))
+    }
+
+    async fn update_profile(
+        &self,
+        request: Request<pb::UpdateProfileRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let request = request.into_inner();
+        let id = UserId::parse(&request.id, "id")?;
+        let avatar = match request.avatar_media_id.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(raw) => Some(Some(
+                Uuid::parse_str(raw).map_err(|_| Error::invalid("avatar_media_id", "must be a UUID"))?,
+            )),
+        };
+        let changes = ProfileChanges {
+            display_name: request.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            bio: request.bio.as_deref().map(Bio::parse).transpose()?,
+            avatar_media_id: avatar,
+        };
+        Ok(Response::new(self.accounts.update_profile(id, changes).await?.into()))
+    }
+
+    async fn verify_password(
+        &self,
+        request: Request<pb::VerifyPasswordRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let request = request.into_inner();
+        let user = self.accounts.verify_password(&request.login, &request.password).await?;
+        Ok(Response::new(user.into()))
+    }
+
+    async fn create_session(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let request = request.into_inner();
+        let user = UserId::parse(&request.user_id, "user_id")?;
+        let session = self.sessions.create(user, &request.user_agent).await?;
+        Ok(Response::new(session_message(session)))
+    }
+
+    async fn refresh_session(
+        &self,
+        request: Request<pb::RefreshSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let session = self.sessions.refresh(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(session_message(session)))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        self.sessions.revoke(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(pb::RevokeSessionResponse {}))
+    }
+}
+
+fn session_message(session: IssuedSession) -> pb::Session {
+    pb::Session {
+        user_id: session.user_id.to_string(),
+        session_id: session.family_id.to_string(),
+        refresh_token: session.refresh_token,
+        refresh_expires_at: Some(crate::convert::timestamp(session.expires_at)),
+    }
+}

@@ -1,0 +1,47 @@
+//! The users service: accounts, profiles, credentials and refresh sessions,
+//! served over gRPC, stored in the `users` schema, announced on
+//! `users.events.v1`.
+
+mod accounts;
+mod convert;
+pub mod domain;
+mod error;
+pub mod events;
+mod grpc;
+mod password;
+mod repo;
+mod sessions;
+
+use messenger_platform::backend::Backend;
+use messenger_platform::{CancellationToken, Config, grpc as rpc};
+use messenger_proto::users::v1::users_service_server::UsersServiceServer;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+
+pub use events::TOPIC;
+
+pub const SCHEMA: &str = "users";
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/users");
+
+/// Runs the service on `listener` until `shutdown` is cancelled: migrates
+/// (if configured), serves gRPC and relays the outbox to Kafka.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let hasher = password::Hasher::new(&config.passwords)?;
+    let service = grpc::UsersGrpc {
+        accounts: accounts::Accounts::new(backend.pool.clone(), hasher),
+        sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
+    };
+    let (reporter, health) = rpc::health();
+    reporter.set_serving::<UsersServiceServer<grpc::UsersGrpc>>().await;
+    let router = rpc::server()
+        .add_service(health)
+        .add_service(UsersServiceServer::new(service));
+    let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    backend.stop().await;
+    served
+}

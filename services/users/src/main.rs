@@ -1,0 +1,12 @@
+use messenger_platform::service::{ServiceSpec, main as service_main, no_check};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    service_main(ServiceSpec {
+        name: "users",
+        database: Some((messenger_users::SCHEMA, &messenger_users::MIGRATOR)),
+        listen_addr: |config| config.grpc.users.listen.clone(),
+        check: no_check,
+        serve: messenger_users::serve,
+    })
+}

@@ -50,25 +50,55 @@ impl Listeners {
         let [users, groups, messages, media]: [TcpListener; 4] = grpc
             .try_into()
             .map_err(|_| anyhow::anyhow!("expected four gRPC listeners"))?;
-        Ok(Listeners { gateway, users, groups, messages, media })
+        Ok(Listeners {
+            gateway,
+            users,
+            groups,
+            messages,
+            media,
+        })
     }
 }
 
 /// Runs all services until `shutdown` is cancelled or one of them fails
 /// (which stops the others).
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut services = JoinSet::new();
     let token = shutdown.child_token();
-    services.spawn(named("users", messenger_users::serve(config.clone(), listeners.users, token.clone())));
-    services.spawn(named("groups", messenger_groups::serve(config.clone(), listeners.groups, token.clone())));
-    services.spawn(named("messages", messenger_messages::serve(config.clone(), listeners.messages, token.clone())));
-    services.spawn(named("media", messenger_media::serve(config.clone(), listeners.media, token.clone())));
-    services.spawn(named("gateway", messenger_gateway::serve(config, listeners.gateway, token.clone())));
+    services.spawn(named(
+        "users",
+        messenger_users::serve(config.clone(), listeners.users, token.clone()),
+    ));
+    services.spawn(named(
+        "groups",
+        messenger_groups::serve(config.clone(), listeners.groups, token.clone()),
+    ));
+    services.spawn(named(
+        "messages",
+        messenger_messages::serve(config.clone(), listeners.messages, token.clone()),
+    ));
+    services.spawn(named(
+        "media",
+        messenger_media::serve(config.clone(), listeners.media, token.clone()),
+    ));
+    services.spawn(named(
+        "gateway",
+        messenger_gateway::serve(config, listeners.gateway, token.clone()),
+    ));
     let mut first_error = None;
     while let Some(joined) = services.join_next().await {
-        let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
+        let result = joined
+            .map_err(anyhow::Error::from)
+            .and_then(|result| result);
         if let Err(err) = result {
-            tracing::error!(error = format!("{err:#}"), "service failed, stopping the fleet");
+            tracing::error!(
+                error = format!("{err:#}"),
+                "service failed, stopping the fleet"
+            );
             first_error.get_or_insert(err);
         }
         token.cancel();
@@ -80,5 +110,7 @@ async fn named(
     name: &'static str,
     service: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    service.await.map_err(|err| err.context(format!("{name} service")))
+    service
+        .await
+        .map_err(|err| err.context(format!("{name} service")))
 }

@@ -105,9 +105,10 @@ impl TokenKeys {
             use jsonwebtoken::errors::ErrorKind;
             match err.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-                    TokenError::Malformed
-                }
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,
             }
         })?;
@@ -137,7 +138,10 @@ mod tests {
     const B: &str = "b:fedcba9876543210fedcba9876543210";
 
     fn principal() -> Principal {
-        Principal { user_id: Uuid::new_v4(), session_id: Uuid::new_v4() }
+        Principal {
+            user_id: Uuid::new_v4(),
+            session_id: Uuid::new_v4(),
+        }
     }
 
     #[test]

@@ -31,14 +31,26 @@ impl Backend {
         let shutdown = shutdown.child_token();
         let relay = if config.features.kafka_enabled {
             let producer = crate::kafka::producer(&config.kafka, &format!("messenger-{service}"))?;
-            let relay =
-                OutboxRelay::new(pool.clone(), producer, config.kafka.clone(), service, topics);
+            let relay = OutboxRelay::new(
+                pool.clone(),
+                producer,
+                config.kafka.clone(),
+                service,
+                topics,
+            );
             Some(tokio::spawn(relay.run(shutdown.clone())))
         } else {
-            tracing::warn!(service, "KAFKA_ENABLED=false: events accumulate in the outbox");
+            tracing::warn!(
+                service,
+                "KAFKA_ENABLED=false: events accumulate in the outbox"
+            );
             None
         };
-        Ok(Backend { pool, shutdown, relay })
+        Ok(Backend {
+            pool,
+            shutdown,
+            relay,
+        })
     }
 
     /// Stops the relay and closes the pool.

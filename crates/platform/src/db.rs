@@ -35,7 +35,9 @@ pub fn connect_options(config: &Config, schema: &str) -> anyhow::Result<PgConnec
         options
     } else {
         PgConnectOptions::from_str(url.expose()).map_err(|err| {
-            anyhow::anyhow!("config key `database.urls.{schema}` is not a valid Postgres URL: {err}")
+            anyhow::anyhow!(
+                "config key `database.urls.{schema}` is not a valid Postgres URL: {err}"
+            )
         })?
     };
     Ok(options

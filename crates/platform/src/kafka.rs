@@ -35,7 +35,13 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::R
     let admin: AdminClient<DefaultClientContext> = base(config, "messenger-admin").create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|name| NewTopic::new(name, config.topic_partitions, TopicReplication::Fixed(config.replication_factor)))
+        .map(|name| {
+            NewTopic::new(
+                name,
+                config.topic_partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
+        })
         .collect();
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))

@@ -109,7 +109,11 @@ impl OutboxRelay {
     }
 
     /// Takes the advisory lock, then publishes while it holds it.
-    async fn lead(&self, shutdown: &CancellationToken, backoff: &mut Backoff) -> anyhow::Result<()> {
+    async fn lead(
+        &self,
+        shutdown: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> anyhow::Result<()> {
         let mut lock_conn = self.pool.acquire().await?;
         let lock_key = format!("messenger.outbox.{}", self.schema);
         loop {
@@ -222,11 +226,23 @@ impl OutboxRelay {
             let topic = self.kafka.topic(&row.topic);
             let event_id = row.event_id.to_string();
             let mut headers = OwnedHeaders::new()
-                .insert(Header { key: "event_id", value: Some(event_id.as_bytes()) })
-                .insert(Header { key: "event_type", value: Some(row.event_type.as_bytes()) })
-                .insert(Header { key: "content-type", value: Some("application/x-protobuf") });
+                .insert(Header {
+                    key: "event_id",
+                    value: Some(event_id.as_bytes()),
+                })
+                .insert(Header {
+                    key: "event_type",
+                    value: Some(row.event_type.as_bytes()),
+                })
+                .insert(Header {
+                    key: "content-type",
+                    value: Some("application/x-protobuf"),
+                });
             for (key, value) in &row.headers {
-                headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
             }
             let record = FutureRecord::to(&topic)
                 .key(&row.key)
@@ -265,11 +281,12 @@ impl OutboxRelay {
     }
 
     async fn record_failure(&self, id: i64, error: &str) {
-        let _ = sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .execute(&self.pool)
-            .await;
+        let _ =
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
+                .bind(id)
+                .bind(error)
+                .execute(&self.pool)
+                .await;
     }
 }
 

@@ -27,7 +27,9 @@ impl TestEnv {
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("test_{id}");
         let mut admin = admin_connection(&config).await?;
-        admin.execute(format!("CREATE DATABASE \"{database}\"").as_str()).await?;
+        admin
+            .execute(format!("CREATE DATABASE \"{database}\"").as_str())
+            .await?;
         admin.close().await?;
 
         config.database.name = database.clone();
@@ -40,7 +42,11 @@ impl TestEnv {
         config.passwords.memory_kib = 8 * 1024;
         config.passwords.iterations = 1;
         config.vault.addr = String::new();
-        Ok(TestEnv { config, database, topics: Vec::new() })
+        Ok(TestEnv {
+            config,
+            database,
+            topics: Vec::new(),
+        })
     }
 
     /// Creates the (prefixed) topic and returns a consumer reading it from
@@ -64,7 +70,8 @@ impl TestEnv {
     /// that panics leaves a `test_*` database that the next CI run sweeps.
     pub async fn cleanup(self) -> anyhow::Result<()> {
         if !self.topics.is_empty() {
-            let _ = messenger_platform::kafka::delete_topics(&self.config.kafka, &self.topics).await;
+            let _ =
+                messenger_platform::kafka::delete_topics(&self.config.kafka, &self.topics).await;
         }
         let mut admin = admin_connection(&self.config).await?;
         admin

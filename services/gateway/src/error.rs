@@ -38,7 +38,12 @@ pub struct ErrorObject {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: Map::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: Map::new(),
+        }
     }
 
     pub fn with_detail(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -66,7 +71,9 @@ impl ApiError {
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let (http, code) = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            Code::InvalidArgument | Code::OutOfRange => {
+                (StatusCode::BAD_REQUEST, "invalid_argument")
+            }
             Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
             Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
@@ -87,10 +94,11 @@ impl From<tonic::Status> for ApiError {
             return ApiError::new(http, code, message);
         }
         let mut error = ApiError::new(http, code, status.message());
-        if let Some(bad_request) = status.get_details_bad_request() {
-            if let Some(violation) = bad_request.field_violations.first() {
-                error = error.with_detail("field", violation.field.clone());
-            }
+        if let Some(violation) = status
+            .get_details_bad_request()
+            .and_then(|bad_request| bad_request.field_violations.into_iter().next())
+        {
+            error = error.with_detail("field", violation.field);
         }
         error
     }
@@ -110,13 +118,21 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            rejection.body_text(),
+        )
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text())
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            rejection.body_text(),
+        )
     }
 }
 

@@ -36,7 +36,10 @@ impl AppState {
             ("messages", &config.grpc.messages),
             ("media", &config.grpc.media),
         ] {
-            backends.push((name, HealthClient::new(lazy_channel(&endpoint.url, timeout)?)));
+            backends.push((
+                name,
+                HealthClient::new(lazy_channel(&endpoint.url, timeout)?),
+            ));
         }
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -84,6 +87,7 @@ pub async fn call<T>(
     };
     metrics::histogram!("grpc_client_duration_seconds", "method" => method)
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("grpc_client_requests_total", "method" => method, "code" => code).increment(1);
+    metrics::counter!("grpc_client_requests_total", "method" => method, "code" => code)
+        .increment(1);
     result.map(tonic::Response::into_inner)
 }

@@ -34,7 +34,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
     let (reporter, health) = rpc::health();
-    reporter.set_serving::<GroupsServiceServer<GroupsGrpc>>().await;
+    reporter
+        .set_serving::<GroupsServiceServer<GroupsGrpc>>()
+        .await;
     let router = rpc::server()
         .add_service(health)
         .add_service(GroupsServiceServer::new(GroupsGrpc));

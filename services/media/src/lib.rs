@@ -34,7 +34,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
     let (reporter, health) = rpc::health();
-    reporter.set_serving::<MediaServiceServer<MediaGrpc>>().await;
+    reporter
+        .set_serving::<MediaServiceServer<MediaGrpc>>()
+        .await;
     let router = rpc::server()
         .add_service(health)
         .add_service(MediaServiceServer::new(MediaGrpc));

@@ -4,7 +4,9 @@
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
-use messenger_proto::messages::v1::messages_service_server::{MessagesService, MessagesServiceServer};
+use messenger_proto::messages::v1::messages_service_server::{
+    MessagesService, MessagesServiceServer,
+};
 use messenger_proto::messages::v1::{InfoRequest, InfoResponse};
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -34,7 +36,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
     let (reporter, health) = rpc::health();
-    reporter.set_serving::<MessagesServiceServer<MessagesGrpc>>().await;
+    reporter
+        .set_serving::<MessagesServiceServer<MessagesGrpc>>()
+        .await;
     let router = rpc::server()
         .add_service(health)
         .add_service(MessagesServiceServer::new(MessagesGrpc));

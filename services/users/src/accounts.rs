@@ -54,7 +54,9 @@ impl Accounts {
     }
 
     pub async fn get(&self, id: UserId) -> Result<UserRow> {
-        repo::get_user(&self.pool, id.0).await?.ok_or(Error::NotFound)
+        repo::get_user(&self.pool, id.0)
+            .await?
+            .ok_or(Error::NotFound)
     }
 
     pub async fn get_many(&self, ids: &[UserId]) -> Result<Vec<UserRow>> {
@@ -64,7 +66,9 @@ impl Accounts {
 
     pub async fn update_profile(&self, id: UserId, changes: ProfileChanges) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
-        let user = repo::update_profile(&mut tx, id.0, &changes).await?.ok_or(Error::NotFound)?;
+        let user = repo::update_profile(&mut tx, id.0, &changes)
+            .await?
+            .ok_or(Error::NotFound)?;
         crate::events::profile_updated(&mut tx, &user).await?;
         tx.commit().await?;
         Ok(user)
@@ -98,7 +102,10 @@ impl Accounts {
     ) -> Result<SearchPage> {
         let page = if cursor.is_empty() {
             if offset > 10_000 {
-                return Err(Error::invalid("offset", "must be at most 10000; use the cursor"));
+                return Err(Error::invalid(
+                    "offset",
+                    "must be at most 10000; use the cursor",
+                ));
             }
             Page::Offset(i64::from(offset))
         } else {
@@ -116,7 +123,12 @@ impl Accounts {
 }
 
 fn encode_cursor(key: &SearchKey) -> String {
-    let raw = format!("{}:{:016x}:{}", u8::from(key.prefix), key.score.to_bits(), key.id);
+    let raw = format!(
+        "{}:{:016x}:{}",
+        u8::from(key.prefix),
+        key.score.to_bits(),
+        key.id
+    );
     URL_SAFE_NO_PAD.encode(raw)
 }
 
@@ -136,7 +148,10 @@ fn decode_cursor(cursor: &str) -> Result<SearchKey> {
         .map(f64::from_bits)
         .filter(|score| score.is_finite())
         .ok_or_else(invalid)?;
-    let id = parts.next().and_then(|id| Uuid::parse_str(id).ok()).ok_or_else(invalid)?;
+    let id = parts
+        .next()
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(invalid)?;
     Ok(SearchKey { prefix, score, id })
 }
 
@@ -146,14 +161,24 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_exactly() {
-        let key = SearchKey { prefix: true, score: 0.3333333432674408, id: Uuid::now_v7() };
+        let key = SearchKey {
+            prefix: true,
+            score: 0.3333333432674408,
+            id: Uuid::now_v7(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(&key)).expect("valid"), key);
     }
 
     #[test]
     fn garbage_cursors_are_invalid_arguments() {
         for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("1:zz:nope")] {
-            assert!(matches!(decode_cursor(bad), Err(Error::InvalidArgument { field: "cursor", .. })));
+            assert!(matches!(
+                decode_cursor(bad),
+                Err(Error::InvalidArgument {
+                    field: "cursor",
+                    ..
+                })
+            ));
         }
     }
 }

@@ -19,7 +19,10 @@ impl From<UserRow> for pb::User {
             email: row.email,
             display_name: row.display_name,
             bio: row.bio,
-            avatar_media_id: row.avatar_media_id.map(|id| id.to_string()).unwrap_or_default(),
+            avatar_media_id: row
+                .avatar_media_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
             created_at: Some(timestamp(row.created_at)),
             updated_at: Some(timestamp(row.updated_at)),
         }

@@ -25,9 +25,15 @@ impl Username {
         let lower = raw.trim().to_ascii_lowercase();
         let len = lower.chars().count();
         if !(3..=32).contains(&len) {
-            return Err(Error::invalid("username", "must be 3 to 32 characters long"));
+            return Err(Error::invalid(
+                "username",
+                "must be 3 to 32 characters long",
+            ));
         }
-        if !lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if !lower
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return Err(Error::invalid(
                 "username",
                 "may contain only letters a-z, digits and underscores",
@@ -81,10 +87,16 @@ impl DisplayName {
         let name = raw.trim();
         let len = name.chars().count();
         if !(1..=64).contains(&len) {
-            return Err(Error::invalid("display_name", "must be 1 to 64 characters long"));
+            return Err(Error::invalid(
+                "display_name",
+                "must be 1 to 64 characters long",
+            ));
         }
         if name.chars().any(char::is_control) {
-            return Err(Error::invalid("display_name", "must not contain control characters"));
+            return Err(Error::invalid(
+                "display_name",
+                "must not contain control characters",
+            ));
         }
         Ok(DisplayName(name.to_owned()))
     }
@@ -120,10 +132,16 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self> {
         let len = raw.chars().count();
         if len < 8 {
-            return Err(Error::invalid("password", "must be at least 8 characters long"));
+            return Err(Error::invalid(
+                "password",
+                "must be at least 8 characters long",
+            ));
         }
         if len > 256 {
-            return Err(Error::invalid("password", "must be at most 256 characters long"));
+            return Err(Error::invalid(
+                "password",
+                "must be at most 256 characters long",
+            ));
         }
         Ok(Password(raw.to_owned()))
     }
@@ -146,10 +164,16 @@ impl SearchQuery {
     pub fn parse(raw: &str) -> Result<Self> {
         let query = raw.trim().to_lowercase();
         if query.chars().count() > 100 {
-            return Err(Error::invalid("query", "must be at most 100 characters long"));
+            return Err(Error::invalid(
+                "query",
+                "must be at most 100 characters long",
+            ));
         }
         if query.chars().any(char::is_control) {
-            return Err(Error::invalid("query", "must not contain control characters"));
+            return Err(Error::invalid(
+                "query",
+                "must not contain control characters",
+            ));
         }
         Ok(SearchQuery(query))
     }
@@ -190,8 +214,18 @@ mod tests {
 
     #[test]
     fn usernames() {
-        assert_eq!(Username::parse("John_Doe").expect("valid").as_str(), "john_doe");
-        for bad in ["ab", "a".repeat(33).as_str(), "john doe", "jöhn", "john-doe", ""] {
+        assert_eq!(
+            Username::parse("John_Doe").expect("valid").as_str(),
+            "john_doe"
+        );
+        for bad in [
+            "ab",
+            "a".repeat(33).as_str(),
+            "john doe",
+            "jöhn",
+            "john-doe",
+            "",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(Username::parse(&"a".repeat(32)).is_ok());
@@ -202,7 +236,17 @@ mod tests {
         for good in ["john@example.com", "a.b+c@sub.example.org"] {
             assert!(Email::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "john", "john@", "@example.com", "john@example", "jo hn@example.com", "john@@example.com", "john@.example.com", "john@example..com"] {
+        for bad in [
+            "",
+            "john",
+            "john@",
+            "@example.com",
+            "john@example",
+            "jo hn@example.com",
+            "john@@example.com",
+            "john@.example.com",
+            "john@example..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -211,7 +255,10 @@ mod tests {
     fn display_names_and_passwords() {
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse(&"x".repeat(65)).is_err());
-        assert_eq!(DisplayName::parse(" Jöhn ").expect("valid").as_str(), "Jöhn");
+        assert_eq!(
+            DisplayName::parse(" Jöhn ").expect("valid").as_str(),
+            "Jöhn"
+        );
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("long enough").is_ok());
         assert!(Password::parse(&"p".repeat(257)).is_err());

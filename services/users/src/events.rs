@@ -19,7 +19,14 @@ pub async fn user_registered(conn: &mut PgConnection, user: &UserRow) -> sqlx::R
         username: user.username.clone(),
         display_name: user.display_name.clone(),
     });
-    publish(conn, user.id, "messenger.users.v1.UserRegistered", user.created_at, payload).await
+    publish(
+        conn,
+        user.id,
+        "messenger.users.v1.UserRegistered",
+        user.created_at,
+        payload,
+    )
+    .await
 }
 
 pub async fn profile_updated(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
@@ -27,9 +34,19 @@ pub async fn profile_updated(conn: &mut PgConnection, user: &UserRow) -> sqlx::R
         user_id: user.id.to_string(),
         display_name: user.display_name.clone(),
         bio: user.bio.clone(),
-        avatar_media_id: user.avatar_media_id.map(|id| id.to_string()).unwrap_or_default(),
+        avatar_media_id: user
+            .avatar_media_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     });
-    publish(conn, user.id, "messenger.users.v1.UserProfileUpdated", user.updated_at, payload).await
+    publish(
+        conn,
+        user.id,
+        "messenger.users.v1.UserProfileUpdated",
+        user.updated_at,
+        payload,
+    )
+    .await
 }
 
 async fn publish(

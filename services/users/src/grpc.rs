@@ -21,7 +21,10 @@ const MAX_BATCH: usize = 500;
 
 #[tonic::async_trait]
 impl UsersService for UsersGrpc {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::User>, Status> {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let request = request.into_inner();
         let registration = Registration {
             username: Username::parse(&request.username)?,
@@ -33,7 +36,10 @@ impl UsersService for UsersGrpc {
         Ok(Response::new(user.into()))
     }
 
-    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let id = UserId::parse(&request.into_inner().id, "id")?;
         Ok(Response::new(self.accounts.get(id).await?.into()))
     }
@@ -64,7 +70,10 @@ impl UsersService for UsersGrpc {
         let request = request.into_inner();
         let query = SearchQuery::parse(&request.query)?;
         let limit = PageSize::parse(request.limit)?;
-        let page = self.accounts.search(&query, limit, &request.cursor, request.offset).await?;
+        let page = self
+            .accounts
+            .search(&query, limit, &request.cursor, request.offset)
+            .await?;
         Ok(Response::new(pb::SearchUsersResponse {
             users: page.users.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor.unwrap_or_default(),
@@ -80,16 +89,24 @@ impl UsersService for UsersGrpc {
         let avatar = match request.avatar_media_id.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),
-            Some(raw) => Some(Some(
-                Uuid::parse_str(raw).map_err(|_| Error::invalid("avatar_media_id", "must be a UUID"))?,
-            )),
+            Some(raw) => {
+                Some(Some(Uuid::parse_str(raw).map_err(|_| {
+                    Error::invalid("avatar_media_id", "must be a UUID")
+                })?))
+            }
         };
         let changes = ProfileChanges {
-            display_name: request.display_name.as_deref().map(DisplayName::parse).transpose()?,
+            display_name: request
+                .display_name
+                .as_deref()
+                .map(DisplayName::parse)
+                .transpose()?,
             bio: request.bio.as_deref().map(Bio::parse).transpose()?,
             avatar_media_id: avatar,
         };
-        Ok(Response::new(self.accounts.update_profile(id, changes).await?.into()))
+        Ok(Response::new(
+            self.accounts.update_profile(id, changes).await?.into(),
+        ))
     }
 
     async fn verify_password(
@@ -97,7 +114,10 @@ impl UsersService for UsersGrpc {
         request: Request<pb::VerifyPasswordRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let request = request.into_inner();
-        let user = self.accounts.verify_password(&request.login, &request.password).await?;
+        let user = self
+            .accounts
+            .verify_password(&request.login, &request.password)
+            .await?;
         Ok(Response::new(user.into()))
     }
 
@@ -115,7 +135,10 @@ impl UsersService for UsersGrpc {
         &self,
         request: Request<pb::RefreshSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
-        let session = self.sessions.refresh(&request.into_inner().refresh_token).await?;
+        let session = self
+            .sessions
+            .refresh(&request.into_inner().refresh_token)
+            .await?;
         Ok(Response::new(session_message(session)))
     }
 
@@ -123,7 +146,9 @@ impl UsersService for UsersGrpc {
         &self,
         request: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
-        self.sessions.revoke(&request.into_inner().refresh_token).await?;
+        self.sessions
+            .revoke(&request.into_inner().refresh_token)
+            .await?;
         Ok(Response::new(pb::RevokeSessionResponse {}))
     }
 }

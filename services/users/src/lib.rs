@@ -37,7 +37,9 @@ pub async fn serve(
         sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
     };
     let (reporter, health) = rpc::health();
-    reporter.set_serving::<UsersServiceServer<grpc::UsersGrpc>>().await;
+    reporter
+        .set_serving::<UsersServiceServer<grpc::UsersGrpc>>()
+        .await;
     let router = rpc::server()
         .add_service(health)
         .add_service(UsersServiceServer::new(service));

@@ -19,7 +19,10 @@ impl Hasher {
         let params = Params::new(config.memory_kib, config.iterations, 1, None)
             .map_err(|err| anyhow::anyhow!("invalid argon2 parameters: {err}"))?;
         let decoy = hash_with(&params, "decoy password never matches")?;
-        Ok(Hasher { params, decoy: Arc::new(decoy) })
+        Ok(Hasher {
+            params,
+            decoy: Arc::new(decoy),
+        })
     }
 
     pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
@@ -38,7 +41,9 @@ impl Hasher {
             let parsed = PasswordHash::new(&stored)
                 .map_err(|err| anyhow::anyhow!("stored password hash is corrupt: {err}"))?;
             Ok::<_, anyhow::Error>(
-                Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok(),
             )
         })
         .await??;

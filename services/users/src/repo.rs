@@ -172,7 +172,11 @@ pub async fn search_users(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let key = SearchKey { prefix: row.prefix, score: row.score, id: row.user.id };
+            let key = SearchKey {
+                prefix: row.prefix,
+                score: row.score,
+                id: row.user.id,
+            };
             (row.user, key)
         })
         .collect())

@@ -41,7 +41,9 @@ impl Sessions {
             return Err(Error::NotFound);
         }
         let mut tx = self.pool.begin().await?;
-        let session = self.issue(&mut tx, user.0, Uuid::now_v7(), user_agent).await?;
+        let session = self
+            .issue(&mut tx, user.0, Uuid::now_v7(), user_agent)
+            .await?;
         tx.commit().await?;
         Ok(session)
     }
@@ -67,8 +69,14 @@ impl Sessions {
             return Err(Error::Unauthenticated(REJECTED));
         }
         repo::mark_rotated(&mut tx, &hash).await?;
-        let session =
-            self.issue(&mut tx, stored.user_id, stored.family_id, &stored.user_agent).await?;
+        let session = self
+            .issue(
+                &mut tx,
+                stored.user_id,
+                stored.family_id,
+                &stored.user_agent,
+            )
+            .await?;
         tx.commit().await?;
         Ok(session)
     }
@@ -102,7 +110,12 @@ impl Sessions {
         let user_agent: String = user_agent.chars().take(256).collect();
         repo::insert_refresh_token(conn, &hash, family_id, user_id, &user_agent, expires_at)
             .await?;
-        Ok(IssuedSession { user_id, family_id, refresh_token, expires_at })
+        Ok(IssuedSession {
+            user_id,
+            family_id,
+            refresh_token,
+            expires_at,
+        })
     }
 }
 

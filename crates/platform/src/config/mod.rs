@@ -168,7 +168,10 @@ mod tests {
         let err = Config::load(None, vars(&[("SERVER_PORT", "0")])).unwrap_err();
         assert!(err.to_string().contains("server.port"), "{err}");
         let err = Config::load(None, vars(&[("DB_MAX_CONNECTIONS", "0")])).unwrap_err();
-        assert!(err.to_string().contains("database.max_connections"), "{err}");
+        assert!(
+            err.to_string().contains("database.max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -245,20 +245,32 @@ impl Config {
             }
         };
         positive("server.port", self.server.port.into())?;
-        positive("server.body_limit_bytes", self.server.body_limit_bytes as u64)?;
+        positive(
+            "server.body_limit_bytes",
+            self.server.body_limit_bytes as u64,
+        )?;
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
         positive("database.port", self.database.port.into())?;
-        positive("database.max_connections", self.database.max_connections.into())?;
+        positive(
+            "database.max_connections",
+            self.database.max_connections.into(),
+        )?;
         positive("redis.port", self.redis.port.into())?;
         positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;
         if self.kafka.topic_partitions < 1 {
-            return Err(ConfigError::invalid("kafka.topic_partitions", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "kafka.topic_partitions",
+                "must be at least 1",
+            ));
         }
         if self.kafka.replication_factor < 1 {
-            return Err(ConfigError::invalid("kafka.replication_factor", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "kafka.replication_factor",
+                "must be at least 1",
+            ));
         }
         if self.features.kafka_enabled && self.kafka.brokers.trim().is_empty() {
             return Err(ConfigError::invalid(

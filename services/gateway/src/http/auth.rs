@@ -1,6 +1,8 @@
 //! `/auth`: registration, login, token refresh and logout.
 
-use super::dto::{AuthResponse, LoginRequest, Me, RefreshRequest, RegisterRequest, Tokens, timestamp};
+use super::dto::{
+    AuthResponse, LoginRequest, Me, RefreshRequest, RegisterRequest, Tokens, timestamp,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::state::{AppState, call};
@@ -51,8 +53,15 @@ pub async fn login(
     headers: HeaderMap,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
-    let verify = pb::VerifyPasswordRequest { login: request.login, password: request.password };
-    let user = call("users.VerifyPassword", state.users().verify_password(verify)).await?;
+    let verify = pb::VerifyPasswordRequest {
+        login: request.login,
+        password: request.password,
+    };
+    let user = call(
+        "users.VerifyPassword",
+        state.users().verify_password(verify),
+    )
+    .await?;
     Ok(Json(sign_in(&state, user, &headers).await?))
 }
 
@@ -68,8 +77,14 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Json<Tokens>> {
-    let refresh = pb::RefreshSessionRequest { refresh_token: request.refresh_token };
-    let session = call("users.RefreshSession", state.users().refresh_session(refresh)).await?;
+    let refresh = pb::RefreshSessionRequest {
+        refresh_token: request.refresh_token,
+    };
+    let session = call(
+        "users.RefreshSession",
+        state.users().refresh_session(refresh),
+    )
+    .await?;
     Ok(Json(tokens(&state, session)?))
 }
 
@@ -81,7 +96,9 @@ pub async fn logout(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    let revoke = pb::RevokeSessionRequest { refresh_token: request.refresh_token };
+    let revoke = pb::RevokeSessionRequest {
+        refresh_token: request.refresh_token,
+    };
     call("users.RevokeSession", state.users().revoke_session(revoke)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -92,13 +109,25 @@ async fn sign_in(state: &AppState, user: pb::User, headers: &HeaderMap) -> ApiRe
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let create = pb::CreateSessionRequest { user_id: user.id.clone(), user_agent };
+    let create = pb::CreateSessionRequest {
+        user_id: user.id.clone(),
+        user_agent,
+    };
     let session = call("users.CreateSession", state.users().create_session(create)).await?;
-    Ok(AuthResponse { tokens: tokens(state, session)?, user: Me::from(user) })
+    Ok(AuthResponse {
+        tokens: tokens(state, session)?,
+        user: Me::from(user),
+    })
 }
 
 fn tokens(state: &AppState, session: pb::Session) -> ApiResult<Tokens> {
-    let internal = || ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error");
+    let internal = || {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    };
     let principal = Principal {
         user_id: Uuid::parse_str(&session.user_id).map_err(|_| internal())?,
         session_id: Uuid::parse_str(&session.session_id).map_err(|_| internal())?,
@@ -108,7 +137,9 @@ fn tokens(state: &AppState, session: pb::Session) -> ApiResult<Tokens> {
         internal()
     })?;
     Ok(Tokens {
-        expires_in: (access.expires_at - OffsetDateTime::now_utc()).whole_seconds().max(0),
+        expires_in: (access.expires_at - OffsetDateTime::now_utc())
+            .whole_seconds()
+            .max(0),
         access_token: access.token,
         token_type: "Bearer",
         refresh_token: session.refresh_token,

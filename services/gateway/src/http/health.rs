@@ -22,7 +22,10 @@ pub struct Health {
 /// Liveness: the gateway process answers.
 #[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
 pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,7 +46,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let backends = state.backends().iter().map(|(name, client)| {
         let mut client = client.clone();
         async move {
-            let check = client.check(HealthCheckRequest { service: String::new() });
+            let check = client.check(HealthCheckRequest {
+                service: String::new(),
+            });
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check).await {
                 Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
                     "ok".to_owned()
@@ -67,13 +72,22 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         };
         ("redis".to_owned(), outcome)
     };
-    let (backend_results, redis_result) =
-        tokio::join!(futures::future::join_all(backends), redis);
+    let (backend_results, redis_result) = tokio::join!(futures::future::join_all(backends), redis);
     checks.extend(backend_results);
     checks.insert(redis_result.0, redis_result.1);
     let ready = checks.values().all(|outcome| outcome == "ok");
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ready { "ready" } else { "unavailable" }, checks }))
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if ready { "ready" } else { "unavailable" },
+            checks,
+        }),
+    )
 }
 
 /// Prometheus metrics of this process.

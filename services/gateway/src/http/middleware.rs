@@ -19,23 +19,23 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn apply(router: Router, config: &Config) -> Router {
     router.layer(
         ServiceBuilder::new()
-        // A request id on every request (kept if the client sent one) and
-        // echoed on the response, so a client report can be found in logs.
-        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        // One span per request, continuing the caller's W3C trace.
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(from_fn(record_metrics))
-        .layer(cors(config))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("x-content-type-options"),
-            HeaderValue::from_static("nosniff"),
-        ))
-        // Bounds the time a slow client or backend can hold a request.
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(config.server.request_timeout_ms),
-        )),
+            // A request id on every request (kept if the client sent one) and
+            // echoed on the response, so a client report can be found in logs.
+            .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+            // One span per request, continuing the caller's W3C trace.
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(from_fn(record_metrics))
+            .layer(cors(config))
+            .layer(SetResponseHeaderLayer::overriding(
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            ))
+            // Bounds the time a slow client or backend can hold a request.
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                Duration::from_millis(config.server.request_timeout_ms),
+            )),
     )
 }
 
@@ -75,7 +75,13 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 fn cors(config: &Config) -> CorsLayer {
     let origins = config.server.cors_allowed_origins.trim();
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ])
         .allow_headers(Any)
         .max_age(Duration::from_secs(600));
     if origins == "*" {

@@ -72,23 +72,29 @@ pub fn router(state: AppState, config: &Config) -> Router {
     // Rendered once: the document is fixed for the life of the process.
     let doc: axum::body::Bytes = serde_json::to_vec(&doc).unwrap_or_default().into();
     let body_limit = state.body_limit();
-    let app = api.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }
-        }),
-    )
-    .route("/metrics", get(health::metrics))
-    .fallback(|| async { ApiError::not_found("no such route") })
-    .method_not_allowed_fallback(|| async {
-        ApiError::new(
-            axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed on this route",
+    let app = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
+            }),
         )
-    })
-    .layer(DefaultBodyLimit::max(body_limit))
-    .with_state(state);
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
     middleware::apply(app, config)
 }

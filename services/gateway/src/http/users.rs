@@ -43,7 +43,12 @@ pub async fn search(
     let limit = match params.limit {
         None => 20,
         Some(limit @ 1..=100) => limit,
-        Some(_) => return Err(ApiError::invalid_field("limit", "limit must be between 1 and 100")),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "limit",
+                "limit must be between 1 and 100",
+            ));
+        }
     };
     let request = pb::SearchUsersRequest {
         query: params.q,
@@ -63,7 +68,9 @@ pub async fn search(
     security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, Auth(who): Auth) -> ApiResult<Json<Me>> {
-    let request = pb::GetUserRequest { id: who.user_id.to_string() };
+    let request = pb::GetUserRequest {
+        id: who.user_id.to_string(),
+    };
     let user = call("users.GetUser", state.users().get_user(request)).await?;
     Ok(Json(user.into()))
 }

@@ -24,6 +24,8 @@ impl Backend {
         topics: &[&str],
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
+        // Metrics recorded before the recorder exists are lost: install it first.
+        crate::telemetry::prometheus();
         let pool = crate::db::connect(config, service).await?;
         if config.database.run_migrations {
             crate::db::migrate_up(&pool, migrator).await?;

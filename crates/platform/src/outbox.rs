@@ -166,14 +166,23 @@ impl OutboxRelay {
                 continue;
             }
             if !topics_ready {
-                if let Err(err) = crate::kafka::ensure_topics(&self.kafka, &self.topics).await {
+                let ensured = tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    ensured = crate::kafka::ensure_topics(&self.kafka, &self.topics) => ensured,
+                };
+                if let Err(err) = ensured {
                     tracing::warn!(schema = %self.schema, error = %err, "cannot ensure topics");
                     backoff.wait(shutdown).await;
                     continue;
                 }
                 topics_ready = true;
             }
-            let published = self.publish(&rows).await;
+            // Stopping mid-batch leaves the rows in place: they are sent
+            // again by the next leader, and consumers drop the duplicates.
+            let published = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                published = self.publish(&rows) => published,
+            };
             if published > 0 {
                 let ids: Vec<i64> = rows[..published].iter().map(|row| row.id).collect();
                 sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")

@@ -65,10 +65,15 @@ pub fn init(config: &Config, service: &str) -> anyhow::Result<TelemetryGuard> {
             .with_span_list(false)
             .boxed()
     };
+    // The log filter applies to logs only: spans that logs leave out must
+    // still exist for tracing, or trace context would stop propagating.
     let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(format)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(format.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
         .try_init()
         .is_ok();
     Ok(TelemetryGuard {

@@ -69,9 +69,11 @@ impl TestEnv {
     /// Drops the database and topics. Call at the end of a test; a test
     /// that panics leaves a `test_*` database that the next CI run sweeps.
     pub async fn cleanup(self) -> anyhow::Result<()> {
-        if !self.topics.is_empty() {
-            let _ =
-                messenger_platform::kafka::delete_topics(&self.config.kafka, &self.topics).await;
+        let mut topics = self.topics.clone();
+        topics.sort();
+        topics.dedup();
+        if !topics.is_empty() {
+            let _ = messenger_platform::kafka::delete_topics(&self.config.kafka, &topics).await;
         }
         let mut admin = admin_connection(&self.config).await?;
         admin
@@ -79,6 +81,18 @@ impl TestEnv {
             .await?;
         admin.close().await?;
         Ok(())
+    }
+
+    /// Marks (logical) topics the code under test may create, so cleanup
+    /// deletes them. Listing the broker's topics instead would be simpler,
+    /// but deleting topics found that way crashed librdkafka's metadata
+    /// cache (a null topic name from the broker) in other live clients.
+    pub fn track_topics(&mut self, logical_topics: &[&str]) {
+        self.topics.extend(
+            logical_topics
+                .iter()
+                .map(|topic| self.config.kafka.topic(topic)),
+        );
     }
 
     /// A pool on the test database scoped to one service schema, for

@@ -19,6 +19,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Metrics recorded before the recorder exists are lost: install it first.
+    messenger_platform::telemetry::prometheus();
     let state = AppState::new(&config)?;
     let app = http::router(state, &config);
     axum::serve(listener, app)

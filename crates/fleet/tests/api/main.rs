@@ -1,0 +1,8 @@
+//! End-to-end tests of the public API: the whole fleet, real Postgres,
+//! Redis and Kafka-protocol broker.
+
+mod auth;
+mod events;
+mod helpers;
+mod ops;
+mod users;

@@ -1,0 +1,108 @@
+use crate::helpers::{TestApp, error_code};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_ready_metrics_and_unknown_routes() {
+    let app = TestApp::spawn().await;
+    let health = app.get("/api/v1/health", None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["status"], "ok");
+    let request_id = health.headers.get("x-request-id").expect("request id");
+    assert!(!request_id.is_empty());
+
+    let ready = app.get("/api/v1/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(ready.body["checks"]["redis"], "ok");
+
+    let missing = app.get("/api/v1/nope", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&missing), "not_found");
+
+    app.register("metered").await;
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.expect("text");
+    for needle in [
+        "http_requests_total",
+        "route=\"/api/v1/auth/register\"",
+        "http_request_duration_seconds_bucket",
+        "grpc_client_requests_total",
+        "method=\"users.Register\"",
+        "outbox_pending",
+    ] {
+        assert!(text.contains(needle), "metrics lack {needle}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_a_down_dependency() {
+    let app = TestApp::spawn_with(|config| config.redis.port = 1).await;
+    let ready = app.get("/api/v1/ready", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["status"], "unavailable");
+    assert_ne!(ready.body["checks"]["redis"], "ok");
+    assert_eq!(ready.body["checks"]["users"], "ok");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(
+        doc.body["openapi"]
+            .as_str()
+            .expect("version")
+            .starts_with("3.1")
+    );
+    let paths = doc.body["paths"].as_object().expect("paths");
+    let expected = [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/me", "get"),
+        ("/api/v1/users/me", "patch"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/health", "get"),
+        ("/api/v1/ready", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    // Every documented operation is routed (none answers "no such route").
+    for (path, operations) in paths {
+        for method in operations.as_object().expect("operations").keys() {
+            let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let response = app
+                .request(method.clone(), &concrete, None, Some(Value::Null))
+                .await;
+            assert_ne!(
+                response.status,
+                StatusCode::NOT_FOUND,
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(
+                response.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+        }
+    }
+    app.cleanup().await;
+}

@@ -50,7 +50,9 @@ impl TestEnv {
     }
 
     /// Creates the (prefixed) topic and returns a consumer reading it from
-    /// the beginning in a group of its own.
+    /// the beginning in a group of its own. Drop the consumer before
+    /// [`TestEnv::cleanup`]: librdkafka crashes when a topic it is fetching
+    /// from is deleted on tansu (whose responses carry no topic ids).
     pub async fn consume(&mut self, logical_topic: &str) -> anyhow::Result<StreamConsumer> {
         let topic = self.config.kafka.topic(logical_topic);
         messenger_platform::kafka::ensure_topics(&self.config.kafka, std::slice::from_ref(&topic))

@@ -85,6 +85,9 @@ async fn registration_is_published_to_kafka_and_decodes() {
         }
         other => panic!("unexpected payload {other:?}"),
     }
+    // Close Kafka clients before their topics are deleted (see
+    // TestEnv::track_topics).
+    drop(consumer);
     app.cleanup().await;
 }
 
@@ -152,5 +155,6 @@ async fn events_survive_kafka_outage_and_arrive_in_order() {
     .await
     .expect("outbox drained");
     pool.close().await;
+    drop(consumer);
     app.cleanup().await;
 }

@@ -6,7 +6,7 @@
 use messenger_platform::Config;
 use messenger_platform::config::Secret;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::Duration;
 use uuid::Uuid;
@@ -16,7 +16,6 @@ pub const TEST_JWT_KEYS: &str = "test:0123456789abcdef0123456789abcdef";
 pub struct TestEnv {
     pub config: Config,
     database: String,
-    topics: Vec<String>,
 }
 
 impl TestEnv {
@@ -42,11 +41,7 @@ impl TestEnv {
         config.passwords.memory_kib = 8 * 1024;
         config.passwords.iterations = 1;
         config.vault.addr = String::new();
-        Ok(TestEnv {
-            config,
-            database,
-            topics: Vec::new(),
-        })
+        Ok(TestEnv { config, database })
     }
 
     /// Creates the (prefixed) topic and returns a consumer reading it from
@@ -57,7 +52,6 @@ impl TestEnv {
         let topic = self.config.kafka.topic(logical_topic);
         messenger_platform::kafka::ensure_topics(&self.config.kafka, std::slice::from_ref(&topic))
             .await?;
-        self.topics.push(topic.clone());
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.config.kafka.brokers)
             .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
@@ -71,7 +65,7 @@ impl TestEnv {
     /// Drops the database and topics. Call at the end of a test; a test
     /// that panics leaves a `test_*` database that the next CI run sweeps.
     pub async fn cleanup(self) -> anyhow::Result<()> {
-        let mut topics = self.topics.clone();
+        let mut topics = self.topics_with_prefix().unwrap_or_default();
         topics.sort();
         topics.dedup();
         if !topics.is_empty() {
@@ -85,16 +79,20 @@ impl TestEnv {
         Ok(())
     }
 
-    /// Marks (logical) topics the code under test may create, so cleanup
-    /// deletes them. Listing the broker's topics instead would be simpler,
-    /// but deleting topics found that way crashed librdkafka's metadata
-    /// cache (a null topic name from the broker) in other live clients.
-    pub fn track_topics(&mut self, logical_topics: &[&str]) {
-        self.topics.extend(
-            logical_topics
-                .iter()
-                .map(|topic| self.config.kafka.topic(topic)),
-        );
+    /// Topics that exist under this test's prefix (created by the test or
+    /// by the services it started). Deleting only existing topics matters:
+    /// tansu takes a minute to answer a delete of an unknown topic.
+    fn topics_with_prefix(&self) -> anyhow::Result<Vec<String>> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.brokers)
+            .create()?;
+        let metadata = client.fetch_metadata(None, Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|topic| topic.name().to_owned())
+            .filter(|name| name.starts_with(&self.config.kafka.topic_prefix))
+            .collect())
     }
 
     /// A pool on the test database scoped to one service schema, for

@@ -36,12 +36,6 @@ impl TestApp {
     /// Starts the fleet on an existing environment (e.g. after `stop`).
     pub async fn start(mut env: TestEnv, adjust: impl FnOnce(&mut Config)) -> Self {
         adjust(&mut env.config);
-        env.track_topics(&[
-            messenger_users::TOPIC,
-            messenger_groups::TOPIC,
-            messenger_messages::TOPIC,
-            messenger_media::TOPIC,
-        ]);
         // As in production: the tracing subscriber carries trace context
         // into gRPC metadata and Kafka headers. Installed once per process.
         static TELEMETRY: std::sync::OnceLock<()> = std::sync::OnceLock::new();

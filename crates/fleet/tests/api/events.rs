@@ -56,8 +56,24 @@ async fn registration_is_published_to_kafka_and_decodes() {
         .await
         .expect("consumer");
 
+    // The caller's trace continues through gateway -> gRPC -> outbox -> Kafka.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let started = Instant::now();
-    let registered = app.register("eventful").await;
+    let response = app
+        .http
+        .post(format!("{}/api/v1/auth/register", app.base))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({
+            "username": "eventful",
+            "email": "eventful@example.com",
+            "display_name": "Eventful",
+            "password": "correct horse",
+        }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let registered: serde_json::Value = response.json().await.expect("json");
     let received = next_event(&consumer).await;
     println!("register -> event on Kafka: {:?}", started.elapsed());
 
@@ -77,7 +93,10 @@ async fn registration_is_published_to_kafka_and_decodes() {
         .headers
         .get("traceparent")
         .expect("trace context in headers");
-    assert!(traceparent.starts_with("00-"), "{traceparent}");
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
     match received.event.payload {
         Some(user_event::Payload::UserRegistered(payload)) => {
             assert_eq!(payload.user_id, user_id);

@@ -69,7 +69,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 config.server.host,
                 config.server.port
             );
-            messenger_fleet::run(config, listeners, messenger_platform::shutdown::on_signal()).await
+            let shutdown = messenger_platform::shutdown::on_signal();
+            let fleet = messenger_fleet::run(config, listeners, shutdown.clone());
+            messenger_platform::shutdown::with_grace_period(&shutdown, fleet).await
         }
     }
 }

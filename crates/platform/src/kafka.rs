@@ -54,12 +54,3 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::R
     }
     Ok(())
 }
-
-/// Deletes topics; used by tests to leave nothing behind.
-pub async fn delete_topics(config: &KafkaConfig, topics: &[String]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base(config, "messenger-admin").create()?;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    admin.delete_topics(&names, &options).await?;
-    Ok(())
-}

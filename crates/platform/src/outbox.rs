@@ -13,7 +13,7 @@
 use crate::config::KafkaConfig;
 use crate::shutdown::CancellationToken;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
 use std::collections::BTreeMap;
@@ -106,6 +106,11 @@ impl OutboxRelay {
                 backoff.wait(&shutdown).await;
             }
         }
+        // Let records already handed to the producer reach the broker (or
+        // fail) before the process goes; their rows stay in the outbox
+        // either way and are sent again by the next leader.
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     }
 
     /// Takes the advisory lock, then publishes while it holds it.
@@ -193,6 +198,9 @@ impl OutboxRelay {
                     .increment(published as u64);
             }
             if published < rows.len() {
+                // The topic may have been deleted, or the broker replaced:
+                // check it again before the next attempt.
+                topics_ready = false;
                 backoff.wait(shutdown).await;
             } else {
                 backoff.reset();

@@ -123,7 +123,9 @@ where
                 .await
                 .map_err(|err| anyhow::anyhow!("cannot listen on {addr}: {err}"))?;
             tracing::info!(service = spec.name, %addr, "listening");
-            (spec.serve)(config, listener, crate::shutdown::on_signal()).await
+            let shutdown = crate::shutdown::on_signal();
+            let serve = (spec.serve)(config, listener, shutdown.clone());
+            crate::shutdown::with_grace_period(&shutdown, serve).await
         }
     }
 }

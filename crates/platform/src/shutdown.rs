@@ -42,3 +42,21 @@ pub fn on_signal() -> CancellationToken {
     });
     token
 }
+
+/// How long in-flight work may take to finish after the shutdown signal.
+pub const GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `work` to completion, but gives up `GRACE_PERIOD` after `token` is
+/// cancelled, so a stuck connection cannot keep a terminating pod alive.
+pub async fn with_grace_period<T>(
+    token: &CancellationToken,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        result = work => result,
+        () = async {
+            token.cancelled().await;
+            tokio::time::sleep(GRACE_PERIOD).await;
+        } => anyhow::bail!("in-flight work did not finish within {GRACE_PERIOD:?} of shutdown"),
+    }
+}

@@ -6,7 +6,7 @@
 use messenger_platform::Config;
 use messenger_platform::config::Secret;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::Duration;
 use uuid::Uuid;
@@ -45,9 +45,7 @@ impl TestEnv {
     }
 
     /// Creates the (prefixed) topic and returns a consumer reading it from
-    /// the beginning in a group of its own. Drop the consumer before
-    /// [`TestEnv::cleanup`]: librdkafka crashes when a topic it is fetching
-    /// from is deleted on tansu (whose responses carry no topic ids).
+    /// the beginning in a group of its own.
     pub async fn consume(&mut self, logical_topic: &str) -> anyhow::Result<StreamConsumer> {
         let topic = self.config.kafka.topic(logical_topic);
         messenger_platform::kafka::ensure_topics(&self.config.kafka, std::slice::from_ref(&topic))
@@ -62,37 +60,20 @@ impl TestEnv {
         Ok(consumer)
     }
 
-    /// Drops the database and topics. Call at the end of a test; a test
-    /// that panics leaves a `test_*` database that the next CI run sweeps.
+    /// Drops the database. Call at the end of a test; a test that panics
+    /// leaves a `test_*` database that `./dev test` sweeps next time.
+    ///
+    /// Topics are left in place (their prefix is unique): deleting them on
+    /// tansu is what hurt. A delete of an unknown topic takes a minute, a
+    /// produce request still in flight to a deleted topic panics tansu's
+    /// storage, and librdkafka crashes when a topic it fetches disappears.
     pub async fn cleanup(self) -> anyhow::Result<()> {
-        let mut topics = self.topics_with_prefix().unwrap_or_default();
-        topics.sort();
-        topics.dedup();
-        if !topics.is_empty() {
-            let _ = messenger_platform::kafka::delete_topics(&self.config.kafka, &topics).await;
-        }
         let mut admin = admin_connection(&self.config).await?;
         admin
             .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database).as_str())
             .await?;
         admin.close().await?;
         Ok(())
-    }
-
-    /// Topics that exist under this test's prefix (created by the test or
-    /// by the services it started). Deleting only existing topics matters:
-    /// tansu takes a minute to answer a delete of an unknown topic.
-    fn topics_with_prefix(&self) -> anyhow::Result<Vec<String>> {
-        let client: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.config.kafka.brokers)
-            .create()?;
-        let metadata = client.fetch_metadata(None, Duration::from_secs(5))?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .map(|topic| topic.name().to_owned())
-            .filter(|name| name.starts_with(&self.config.kafka.topic_prefix))
-            .collect())
     }
 
     /// A pool on the test database scoped to one service schema, for

@@ -104,8 +104,6 @@ async fn registration_is_published_to_kafka_and_decodes() {
         }
         other => panic!("unexpected payload {other:?}"),
     }
-    // Close Kafka clients before their topics are deleted (see
-    // TestEnv::track_topics).
     drop(consumer);
     app.cleanup().await;
 }

@@ -55,6 +55,9 @@ impl TestEnv {
             .set("group.id", format!("test-{}", Uuid::new_v4().simple()))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
+            // tansu answers a fetch only when its wait expires, so the
+            // default 500 ms wait would be the latency of every record.
+            .set("fetch.wait.max.ms", "10")
             .create()?;
         consumer.subscribe(&[&topic])?;
         Ok(consumer)

@@ -143,32 +143,48 @@ pub async fn search_users(
         Page::After(key) => (Some(key), 0),
         Page::Offset(offset) => (None, offset),
     };
-    // The trigram operators (`%`, `<%`) and the prefix LIKEs are all served
-    // by the GIN indexes on username and lower(display_name).
-    let rows: Vec<RankedUser> = sqlx::query_as(&format!(
-        "WITH ranked AS ( \
-            SELECT {USER_COLUMNS}, \
-                (username LIKE $1 OR lower(display_name) LIKE $1) AS prefix, \
-                greatest(similarity(username, $2), word_similarity($2, lower(display_name)))::float8 AS score \
-            FROM users \
-            WHERE $2 = '' \
-               OR username LIKE $1 OR lower(display_name) LIKE $1 \
-               OR username % $2 OR $2 <% lower(display_name) \
-         ) \
-         SELECT * FROM ranked \
-         WHERE $3::boolean IS NULL OR (prefix, score, id) < ($3, $4, $5) \
-         ORDER BY prefix DESC, score DESC, id DESC \
-         LIMIT $6 OFFSET $7"
-    ))
-    .bind(query.like_prefix())
-    .bind(query.as_str())
-    .bind(after.map(|key| key.prefix))
-    .bind(after.map(|key| key.score))
-    .bind(after.map(|key| key.id))
-    .bind(limit.0)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
+    // Two statements rather than one with `$2 = '' OR ...`: a generic plan
+    // of the combined form cannot use the trigram indexes.
+    let rows: Vec<RankedUser> = if query.as_str().is_empty() {
+        sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS}, true AS prefix, 0::float8 AS score FROM users \
+             WHERE $1::uuid IS NULL OR id < $1 \
+             ORDER BY id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(after.map(|key| key.id))
+        .bind(limit.0)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?
+    } else {
+        // Prefix matches first, then by trigram similarity. The trigram
+        // operators (`%`, `<%`) and the prefix LIKEs are all served by the
+        // GIN indexes on username and lower(display_name).
+        sqlx::query_as(&format!(
+            "WITH ranked AS ( \
+                SELECT {USER_COLUMNS}, \
+                    (username LIKE $1 OR lower(display_name) LIKE $1) AS prefix, \
+                    greatest(similarity(username, $2), \
+                             word_similarity($2, lower(display_name)))::float8 AS score \
+                FROM users \
+                WHERE username LIKE $1 OR lower(display_name) LIKE $1 \
+                   OR username % $2 OR $2 <% lower(display_name) \
+             ) \
+             SELECT * FROM ranked \
+             WHERE $3::boolean IS NULL OR (prefix, score, id) < ($3, $4, $5) \
+             ORDER BY prefix DESC, score DESC, id DESC \
+             LIMIT $6 OFFSET $7"
+        ))
+        .bind(query.like_prefix())
+        .bind(query.as_str())
+        .bind(after.map(|key| key.prefix))
+        .bind(after.map(|key| key.score))
+        .bind(after.map(|key| key.id))
+        .bind(limit.0)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| {

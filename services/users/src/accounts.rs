@@ -3,9 +3,8 @@
 use crate::domain::{DisplayName, Email, PageSize, Password, SearchQuery, UserId, Username};
 use crate::error::{Error, Result};
 use crate::password::Hasher;
-use crate::repo::{self, Page, ProfileChanges, SearchKey, UserRow};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::repo::{self, ProfileChanges, UserRow};
+use crate::search::SearchPage;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,11 +19,6 @@ pub struct Registration {
     pub email: Email,
     pub display_name: DisplayName,
     pub password: Password,
-}
-
-pub struct SearchPage {
-    pub users: Vec<UserRow>,
-    pub next_cursor: Option<String>,
 }
 
 impl Accounts {
@@ -100,85 +94,6 @@ impl Accounts {
         cursor: &str,
         offset: u32,
     ) -> Result<SearchPage> {
-        let page = if cursor.is_empty() {
-            if offset > 10_000 {
-                return Err(Error::invalid(
-                    "offset",
-                    "must be at most 10000; use the cursor",
-                ));
-            }
-            Page::Offset(i64::from(offset))
-        } else {
-            Page::After(decode_cursor(cursor)?)
-        };
-        let rows = repo::search_users(&self.pool, query, limit, page).await?;
-        let next_cursor = (rows.len() as i64 == limit.0)
-            .then(|| rows.last().map(|(_, key)| encode_cursor(key)))
-            .flatten();
-        Ok(SearchPage {
-            users: rows.into_iter().map(|(user, _)| user).collect(),
-            next_cursor,
-        })
-    }
-}
-
-fn encode_cursor(key: &SearchKey) -> String {
-    let raw = format!(
-        "{}:{:016x}:{}",
-        u8::from(key.prefix),
-        key.score.to_bits(),
-        key.id
-    );
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-fn decode_cursor(cursor: &str) -> Result<SearchKey> {
-    let invalid = || Error::invalid("cursor", "is not a cursor returned by this API");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.splitn(3, ':');
-    let prefix = match parts.next() {
-        Some("1") => true,
-        Some("0") => false,
-        _ => return Err(invalid()),
-    };
-    let score = parts
-        .next()
-        .and_then(|bits| u64::from_str_radix(bits, 16).ok())
-        .map(f64::from_bits)
-        .filter(|score| score.is_finite())
-        .ok_or_else(invalid)?;
-    let id = parts
-        .next()
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(invalid)?;
-    Ok(SearchKey { prefix, score, id })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_exactly() {
-        let key = SearchKey {
-            prefix: true,
-            score: 0.3333333432674408,
-            id: Uuid::now_v7(),
-        };
-        assert_eq!(decode_cursor(&encode_cursor(&key)).expect("valid"), key);
-    }
-
-    #[test]
-    fn garbage_cursors_are_invalid_arguments() {
-        for bad in ["", "!!!", "Zm9v", &URL_SAFE_NO_PAD.encode("1:zz:nope")] {
-            assert!(matches!(
-                decode_cursor(bad),
-                Err(Error::InvalidArgument {
-                    field: "cursor",
-                    ..
-                })
-            ));
-        }
+        crate::search::search(&self.pool, query, limit, cursor, offset).await
     }
 }

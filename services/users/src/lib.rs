@@ -10,6 +10,7 @@ pub mod events;
 mod grpc;
 mod password;
 mod repo;
+mod search;
 mod sessions;
 
 use messenger_platform::backend::Backend;

@@ -1,7 +1,7 @@
 //! SQL of the users service. Tables are unqualified: the pool's search_path
 //! is the `users` schema.
 
-use crate::domain::{Bio, DisplayName, Email, PageSize, SearchQuery, Username};
+use crate::domain::{Bio, DisplayName, Email, Username};
 use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -111,91 +111,100 @@ pub async fn update_profile(
     .await
 }
 
-/// Position of a row in a search's order: prefix matches first, then by
-/// trigram similarity, then newest id. Cursors encode it exactly.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SearchKey {
-    pub prefix: bool,
-    pub score: f64,
-    pub id: Uuid,
-}
+/// Most fuzzy candidates ranked per query: beyond the best few hundred,
+/// typo matches stop being useful, and ranking every candidate of a broad
+/// query (tens of thousands of rows at 1M users) is what made search slow.
+pub const FUZZY_CANDIDATES: i64 = 500;
 
-#[derive(FromRow)]
-struct RankedUser {
-    #[sqlx(flatten)]
-    user: UserRow,
-    prefix: bool,
-    score: f64,
-}
-
-pub enum Page {
-    After(SearchKey),
-    Offset(i64),
-}
-
-pub async fn search_users(
+/// Everyone, newest first (the empty query).
+pub async fn users_newest_first(
     pool: &PgPool,
-    query: &SearchQuery,
-    limit: PageSize,
-    page: Page,
-) -> sqlx::Result<Vec<(UserRow, SearchKey)>> {
-    let (after, offset) = match page {
-        Page::After(key) => (Some(key), 0),
-        Page::Offset(offset) => (None, offset),
-    };
-    // Two statements rather than one with `$2 = '' OR ...`: a generic plan
-    // of the combined form cannot use the trigram indexes.
-    let rows: Vec<RankedUser> = if query.as_str().is_empty() {
-        sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS}, true AS prefix, 0::float8 AS score FROM users \
-             WHERE $1::uuid IS NULL OR id < $1 \
-             ORDER BY id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(after.map(|key| key.id))
-        .bind(limit.0)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?
-    } else {
-        // Prefix matches first, then by trigram similarity. The trigram
-        // operators (`%`, `<%`) and the prefix LIKEs are all served by the
-        // GIN indexes on username and lower(display_name).
-        sqlx::query_as(&format!(
-            "WITH ranked AS ( \
-                SELECT {USER_COLUMNS}, \
-                    (username LIKE $1 OR lower(display_name) LIKE $1) AS prefix, \
-                    greatest(similarity(username, $2), \
-                             word_similarity($2, lower(display_name)))::float8 AS score \
-                FROM users \
-                WHERE username LIKE $1 OR lower(display_name) LIKE $1 \
-                   OR username % $2 OR $2 <% lower(display_name) \
-             ) \
-             SELECT * FROM ranked \
-             WHERE $3::boolean IS NULL OR (prefix, score, id) < ($3, $4, $5) \
-             ORDER BY prefix DESC, score DESC, id DESC \
-             LIMIT $6 OFFSET $7"
-        ))
-        .bind(query.like_prefix())
-        .bind(query.as_str())
-        .bind(after.map(|key| key.prefix))
-        .bind(after.map(|key| key.score))
-        .bind(after.map(|key| key.id))
-        .bind(limit.0)
-        .bind(offset)
-        .fetch_all(pool)
-        .await?
-    };
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let key = SearchKey {
-                prefix: row.prefix,
-                score: row.score,
-                id: row.user.id,
-            };
-            (row.user, key)
-        })
-        .collect())
+    before: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE $1::uuid IS NULL OR id < $1 \
+         ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Usernames starting with the pattern's prefix, in byte order, served by
+/// the C-collated btree index `users_username_prefix`.
+pub async fn username_prefix_matches(
+    pool: &PgPool,
+    like_prefix: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users \
+         WHERE username COLLATE \"C\" LIKE $1 \
+           AND ($2::text IS NULL OR username COLLATE \"C\" > $2) \
+         ORDER BY username COLLATE \"C\" LIMIT $3"
+    ))
+    .bind(like_prefix)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Display names starting with the prefix (users whose username also
+/// matches were listed before), served by `users_display_name_prefix`. The
+/// position is the last user shown, so the cursor carries no name.
+pub async fn display_name_prefix_matches(
+    pool: &PgPool,
+    like_prefix: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users \
+         WHERE lower(display_name) COLLATE \"C\" LIKE $1 \
+           AND username NOT LIKE $1 \
+           AND ($2::uuid IS NULL OR (lower(display_name) COLLATE \"C\", id) > \
+                (SELECT lower(u.display_name) COLLATE \"C\", u.id FROM users u WHERE u.id = $2)) \
+         ORDER BY lower(display_name) COLLATE \"C\", id LIMIT $3"
+    ))
+    .bind(like_prefix)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Typo-tolerant matches that are not prefix matches, best first: up to
+/// [`FUZZY_CANDIDATES`] trigram candidates (GIN indexes) ranked by
+/// similarity.
+pub async fn fuzzy_matches(
+    pool: &PgPool,
+    like_prefix: &str,
+    query: &str,
+    offset: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "WITH candidates AS ( \
+            SELECT {USER_COLUMNS} FROM users \
+            WHERE (username % $2 OR $2 <% lower(display_name)) \
+              AND username NOT LIKE $1 AND lower(display_name) NOT LIKE $1 \
+            LIMIT $5 \
+         ) \
+         SELECT {USER_COLUMNS} FROM candidates \
+         ORDER BY greatest(similarity(username, $2), word_similarity($2, lower(display_name))) DESC, id \
+         OFFSET $3 LIMIT $4"
+    ))
+    .bind(like_prefix)
+    .bind(query)
+    .bind(offset)
+    .bind(limit)
+    .bind(FUZZY_CANDIDATES)
+    .fetch_all(pool)
+    .await
 }
 
 /// A stored refresh token, as found by its hash.

@@ -178,7 +178,7 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
     let reverted = messenger_platform::db::migrate_down(&pool, &messenger_users::MIGRATOR, None)
         .await
         .expect("down");
-    assert_eq!(reverted, [1]);
+    assert_eq!(reverted, [2, 1]);
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'users' AND table_name <> '_sqlx_migrations'",
     )

@@ -143,6 +143,25 @@ async fn search_matches_prefixes_and_typos_and_pages_without_gaps() {
     assert_eq!(before, 7);
     assert_eq!(seen.len(), 7);
 
+    // Paging through each tier (display-name prefixes, then username
+    // prefixes into typo matches) repeats and skips nobody.
+    for (query, expected) in [("user", 7), ("mari", 2)] {
+        let mut seen = Vec::new();
+        let mut path = format!("/api/v1/users?q={query}&limit=1");
+        for _ in 0..20 {
+            let page = app.get(&path, Some(&me)).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            seen.extend(names(&page.body));
+            match page.body["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/users?q={query}&limit=1&cursor={cursor}"),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "{query}: duplicates in {seen:?}");
+        assert!(seen.len() >= expected, "{query}: {seen:?}");
+    }
+
     // The original offset paging still works.
     let offset = app
         .get("/api/v1/users?q=&limit=3&offset=6", Some(&me))

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS users_display_name_prefix;
+DROP INDEX IF EXISTS users_username_prefix;

@@ -114,7 +114,7 @@ pub async fn update_profile(
 /// Most fuzzy candidates ranked per query: beyond the best few hundred,
 /// typo matches stop being useful, and ranking every candidate of a broad
 /// query (tens of thousands of rows at 1M users) is what made search slow.
-pub const FUZZY_CANDIDATES: i64 = 500;
+pub const FUZZY_CANDIDATES: i64 = 200;
 
 /// Everyone, newest first (the empty query).
 pub async fn users_newest_first(
@@ -132,23 +132,28 @@ pub async fn users_newest_first(
     .await
 }
 
-/// Usernames starting with the pattern's prefix, in byte order, served by
-/// the C-collated btree index `users_username_prefix`.
+/// Usernames starting with `prefix`, in byte order, served by the
+/// C-collated btree index `users_username_prefix`. The explicit range is
+/// what lets a prepared (generic) plan use the index: the planner cannot
+/// turn `LIKE $1` into a range when it does not know `$1`.
 pub async fn username_prefix_matches(
     pool: &PgPool,
+    prefix: &str,
     like_prefix: &str,
     after: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
     sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users \
-         WHERE username COLLATE \"C\" LIKE $1 \
+         WHERE username COLLATE \"C\" >= $4 AND username COLLATE \"C\" < $4 || chr(1114111) \
+           AND username LIKE $1 \
            AND ($2::text IS NULL OR username COLLATE \"C\" > $2) \
          ORDER BY username COLLATE \"C\" LIMIT $3"
     ))
     .bind(like_prefix)
     .bind(after)
     .bind(limit)
+    .bind(prefix)
     .fetch_all(pool)
     .await
 }
@@ -158,13 +163,16 @@ pub async fn username_prefix_matches(
 /// position is the last user shown, so the cursor carries no name.
 pub async fn display_name_prefix_matches(
     pool: &PgPool,
+    prefix: &str,
     like_prefix: &str,
     after: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
     sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users \
-         WHERE lower(display_name) COLLATE \"C\" LIKE $1 \
+         WHERE lower(display_name) COLLATE \"C\" >= $4 \
+           AND lower(display_name) COLLATE \"C\" < $4 || chr(1114111) \
+           AND lower(display_name) LIKE $1 \
            AND username NOT LIKE $1 \
            AND ($2::uuid IS NULL OR (lower(display_name) COLLATE \"C\", id) > \
                 (SELECT lower(u.display_name) COLLATE \"C\", u.id FROM users u WHERE u.id = $2)) \
@@ -173,6 +181,7 @@ pub async fn display_name_prefix_matches(
     .bind(like_prefix)
     .bind(after)
     .bind(limit)
+    .bind(prefix)
     .fetch_all(pool)
     .await
 }

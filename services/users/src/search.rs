@@ -99,8 +99,14 @@ async fn collect(
                     Some(Cursor::Username(name)) => Some(name.as_str()),
                     _ => None,
                 };
-                let rows =
-                    repo::username_prefix_matches(pool, &pattern, after, left(&users)).await?;
+                let rows = repo::username_prefix_matches(
+                    pool,
+                    query.as_str(),
+                    &pattern,
+                    after,
+                    left(&users),
+                )
+                .await?;
                 if let Some(row) = rows.last() {
                     last = Some(Cursor::Username(row.username.clone()));
                 }
@@ -111,8 +117,14 @@ async fn collect(
                     Some(Cursor::DisplayName(id)) => *id,
                     _ => None,
                 };
-                let rows =
-                    repo::display_name_prefix_matches(pool, &pattern, after, left(&users)).await?;
+                let rows = repo::display_name_prefix_matches(
+                    pool,
+                    query.as_str(),
+                    &pattern,
+                    after,
+                    left(&users),
+                )
+                .await?;
                 if let Some(row) = rows.last() {
                     last = Some(Cursor::DisplayName(Some(row.id)));
                 }

@@ -38,7 +38,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    use tokio_stream::StreamExt;
+    // Without TCP_NODELAY a response written in several segments waits for
+    // the peer's delayed ACK: ~40 ms added to calls with larger replies.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.and_then(|stream| {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
+    });
     router
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await?;

@@ -23,6 +23,13 @@ pub async fn serve(
     messenger_platform::telemetry::prometheus();
     let state = AppState::new(&config)?;
     let app = http::router(state, &config);
+    use axum::serve::ListenerExt;
+    // Small responses must not wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

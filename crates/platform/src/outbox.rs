@@ -119,13 +119,16 @@ impl OutboxRelay {
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> anyhow::Result<()> {
-        let mut lock_conn = self.pool.acquire().await?;
+        // Detached from the pool: if this task dies, the connection closes
+        // and Postgres releases the lock, instead of an idle pooled
+        // connection holding leadership forever.
+        let mut lock_conn = self.pool.acquire().await?.detach();
         let lock_key = format!("messenger.outbox.{}", self.schema);
         loop {
             let locked: bool =
                 sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
                     .bind(&lock_key)
-                    .fetch_one(&mut *lock_conn)
+                    .fetch_one(&mut lock_conn)
                     .await?;
             if locked {
                 break;
@@ -139,7 +142,7 @@ impl OutboxRelay {
         let result = self.publish_loop(shutdown, backoff).await;
         let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
             .bind(&lock_key)
-            .execute(&mut *lock_conn)
+            .execute(&mut lock_conn)
             .await;
         result
     }

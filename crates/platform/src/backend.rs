@@ -13,6 +13,7 @@ pub struct Backend {
     /// Cancelled when the process shuts down or the service stops.
     pub shutdown: CancellationToken,
     relay: Option<JoinHandle<()>>,
+    metrics: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Backend {
@@ -31,6 +32,25 @@ impl Backend {
             crate::db::migrate_up(&pool, migrator).await?;
         }
         let shutdown = shutdown.child_token();
+        let metrics_listen = match service {
+            "users" => &config.grpc.users.metrics_listen,
+            "groups" => &config.grpc.groups.metrics_listen,
+            "messages" => &config.grpc.messages.metrics_listen,
+            "media" => &config.grpc.media.metrics_listen,
+            _ => anyhow::bail!("unknown service {service:?}"),
+        };
+        let metrics = if metrics_listen.is_empty() {
+            None
+        } else {
+            let listener = tokio::net::TcpListener::bind(metrics_listen)
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot listen on {metrics_listen}: {err}"))?;
+            tracing::info!(service, addr = %metrics_listen, "serving /metrics");
+            Some(tokio::spawn(crate::telemetry::serve_metrics(
+                listener,
+                shutdown.clone(),
+            )))
+        };
         let relay = if config.features.kafka_enabled {
             let producer = crate::kafka::producer(&config.kafka, &format!("messenger-{service}"))?;
             let relay = OutboxRelay::new(
@@ -52,14 +72,18 @@ impl Backend {
             pool,
             shutdown,
             relay,
+            metrics,
         })
     }
 
-    /// Stops the relay and closes the pool.
+    /// Stops the relay and the metrics endpoint, and closes the pool.
     pub async fn stop(self) {
         self.shutdown.cancel();
         if let Some(relay) = self.relay {
             let _ = relay.await;
+        }
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
         }
         self.pool.close().await;
     }

@@ -149,3 +149,25 @@ pub fn prometheus() -> &'static PrometheusHandle {
         }
     })
 }
+
+/// Serves this process's Prometheus metrics at `GET /metrics` on
+/// `listener` until `shutdown` is cancelled (for services run as their own
+/// process; the gateway serves them on its public port).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    shutdown: crate::shutdown::CancellationToken,
+) -> anyhow::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                prometheus().render(),
+            )
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -16,8 +16,12 @@ struct Service {
 }
 
 async fn start() -> Service {
+    start_with(|config| config.features.kafka_enabled = false).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut messenger_platform::Config)) -> Service {
     let mut env = TestEnv::new().await.expect("env");
-    env.config.features.kafka_enabled = false;
+    adjust(&mut env.config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -195,5 +199,29 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
         .expect("users");
     assert_eq!(users, 0);
     pool.close().await;
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_separately_run_service_serves_its_metrics() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    let service =
+        start_with(|config| config.grpc.users.metrics_listen = format!("127.0.0.1:{port}")).await;
+    service.register("measured").await.expect("registered");
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = messenger_testkit::eventually(std::time::Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let body = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            body.contains("outbox_published_total{service=\"users\"}")
+                .then_some(body)
+        }
+    })
+    .await
+    .expect("outbox metrics exposed");
+    assert!(text.contains("outbox_pending"), "{text}");
     service.stop().await;
 }

@@ -139,6 +139,9 @@ pub struct GrpcConfig {
 pub struct GrpcEndpoint {
     pub listen: String,
     pub url: String,
+    /// HTTP address serving this service's Prometheus `/metrics` when it
+    /// runs as its own process; empty disables it.
+    pub metrics_listen: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -294,6 +297,20 @@ impl Config {
                 return Err(ConfigError::invalid(
                     &format!("{key}.listen"),
                     format!("{:?} is not a host:port socket address", endpoint.listen),
+                ));
+            }
+            if !endpoint.metrics_listen.is_empty()
+                && endpoint
+                    .metrics_listen
+                    .parse::<std::net::SocketAddr>()
+                    .is_err()
+            {
+                return Err(ConfigError::invalid(
+                    &format!("{key}.metrics_listen"),
+                    format!(
+                        "{:?} is not a host:port socket address",
+                        endpoint.metrics_listen
+                    ),
                 ));
             }
             if !(endpoint.url.starts_with("http://") || endpoint.url.starts_with("https://")) {

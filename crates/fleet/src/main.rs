@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use messenger_platform::auth::TokenKeys;
-use messenger_platform::service::load_config;
+use messenger_platform::service::{block_on_main, load_config};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -23,23 +23,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve))) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("messenger: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    block_on_main(run(cli.command.unwrap_or(Command::Serve)))
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -63,6 +63,12 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let cli = Cli::parse();
+    block_on_main(run(spec, cli.command.unwrap_or(Command::Serve)))
+}
+
+/// Runs a binary's async entry point on a multi-threaded runtime and turns
+/// its outcome into the exit code, printing the error chain on failure.
+pub fn block_on_main(entry: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -73,7 +79,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(spec, cli.command.unwrap_or(Command::Serve))) {
+    match runtime.block_on(entry) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("messenger: {err:#}");

@@ -1,6 +1,9 @@
 //! The groups service. Its domain arrives with its own issue; today it owns
 //! the `groups` schema (with its outbox), answers gRPC health checks and
-//! `Info`, and relays its outbox to `groups.events.v1`.
+//! `Info`, relays its outbox to `groups.events.v1`, and holds the role and
+//! permission matrix ([`permissions`]) the rest of the domain builds on.
+
+pub mod permissions;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};

@@ -1,12 +1,13 @@
-//! SQL of the users service. Tables are unqualified: the pool's search_path
-//! is the `users` schema.
+//! SQL of the users service, checked against the schema at compile time
+//! (offline data in `services/users/.sqlx`, refreshed by `./dev sqlx`).
+//! Tables are unqualified: the pool's search_path is the `users` schema.
 
 use crate::domain::{Bio, DisplayName, Email, Username};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Clone, Debug, FromRow)]
+#[derive(Clone, Debug)]
 pub struct UserRow {
     pub id: Uuid,
     pub username: String,
@@ -18,9 +19,6 @@ pub struct UserRow {
     pub updated_at: OffsetDateTime,
 }
 
-const USER_COLUMNS: &str =
-    "id, username, email, display_name, bio, avatar_media_id, created_at, updated_at";
-
 pub struct NewUser<'a> {
     pub id: Uuid,
     pub username: &'a Username,
@@ -30,53 +28,67 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert_user(conn: &mut PgConnection, user: NewUser<'_>) -> sqlx::Result<UserRow> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        UserRow,
         "INSERT INTO users (id, username, email, display_name, password_hash) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
-    ))
-    .bind(user.id)
-    .bind(user.username.as_str())
-    .bind(user.email.as_str())
-    .bind(user.display_name.as_str())
-    .bind(user.password_hash)
+         VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id, username, email, display_name, bio, avatar_media_id, created_at, updated_at",
+        user.id,
+        user.username.as_str(),
+        user.email.as_str(),
+        user.display_name.as_str(),
+        user.password_hash,
+    )
     .fetch_one(conn)
     .await
 }
 
 pub async fn get_user(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at \
+         FROM users WHERE id = $1",
+        id,
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn get_users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE id = ANY($1) ORDER BY array_position($1, id)"
-    ))
-    .bind(ids)
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at \
+         FROM users WHERE id = ANY($1) ORDER BY array_position($1, id)",
+        ids,
+    )
     .fetch_all(pool)
     .await
 }
 
-/// The account and its password hash for a username or email login.
+/// The account id and password hash for a username or email login.
 pub async fn find_credentials(
     pool: &PgPool,
     login: &str,
 ) -> sqlx::Result<Option<(UserRow, String)>> {
     let login = login.trim();
-    let condition = if login.contains('@') {
-        "lower(email) = lower($1)"
+    let found = if login.contains('@') {
+        sqlx::query!(
+            "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
+            login,
+        )
+        .fetch_optional(pool)
+        .await?
+        .map(|row| (row.id, row.password_hash))
     } else {
-        "username = lower($1)"
+        sqlx::query!(
+            "SELECT id, password_hash FROM users WHERE username = lower($1)",
+            login,
+        )
+        .fetch_optional(pool)
+        .await?
+        .map(|row| (row.id, row.password_hash))
     };
-    let row: Option<(Uuid, String)> = sqlx::query_as(&format!(
-        "SELECT id, password_hash FROM users WHERE {condition}"
-    ))
-    .bind(login)
-    .fetch_optional(pool)
-    .await?;
-    let Some((id, hash)) = row else {
+    let Some((id, hash)) = found else {
         return Ok(None);
     };
     Ok(get_user(pool, id).await?.map(|user| (user, hash)))
@@ -94,19 +106,21 @@ pub async fn update_profile(
     id: Uuid,
     changes: &ProfileChanges,
 ) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as(&format!(
+    sqlx::query_as!(
+        UserRow,
         "UPDATE users SET \
             display_name = COALESCE($2, display_name), \
             bio = COALESCE($3, bio), \
             avatar_media_id = CASE WHEN $4 THEN $5 ELSE avatar_media_id END, \
             updated_at = now() \
-         WHERE id = $1 RETURNING {USER_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(changes.display_name.as_ref().map(DisplayName::as_str))
-    .bind(changes.bio.as_ref().map(Bio::as_str))
-    .bind(changes.avatar_media_id.is_some())
-    .bind(changes.avatar_media_id.flatten())
+         WHERE id = $1 \
+         RETURNING id, username, email, display_name, bio, avatar_media_id, created_at, updated_at",
+        id,
+        changes.display_name.as_ref().map(DisplayName::as_str),
+        changes.bio.as_ref().map(Bio::as_str),
+        changes.avatar_media_id.is_some(),
+        changes.avatar_media_id.flatten(),
+    )
     .fetch_optional(conn)
     .await
 }
@@ -122,12 +136,14 @@ pub async fn users_newest_first(
     before: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE $1::uuid IS NULL OR id < $1 \
-         ORDER BY id DESC LIMIT $2"
-    ))
-    .bind(before)
-    .bind(limit)
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at \
+         FROM users WHERE $1::uuid IS NULL OR id < $1 \
+         ORDER BY id DESC LIMIT $2",
+        before,
+        limit,
+    )
     .fetch_all(pool)
     .await
 }
@@ -143,17 +159,19 @@ pub async fn username_prefix_matches(
     after: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users \
-         WHERE username COLLATE \"C\" >= $4 AND username COLLATE \"C\" < $4 || chr(1114111) \
-           AND username LIKE $1 \
-           AND ($2::text IS NULL OR username COLLATE \"C\" > $2) \
-         ORDER BY username COLLATE \"C\" LIMIT $3"
-    ))
-    .bind(like_prefix)
-    .bind(after)
-    .bind(limit)
-    .bind(prefix)
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at
+         FROM users
+         WHERE username COLLATE "C" >= $4 AND username COLLATE "C" < $4 || chr(1114111)
+           AND username LIKE $1
+           AND ($2::text IS NULL OR username COLLATE "C" > $2)
+         ORDER BY username COLLATE "C" LIMIT $3"#,
+        like_prefix,
+        after,
+        limit,
+        prefix,
+    )
     .fetch_all(pool)
     .await
 }
@@ -168,20 +186,22 @@ pub async fn display_name_prefix_matches(
     after: Option<Uuid>,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users \
-         WHERE lower(display_name) COLLATE \"C\" >= $4 \
-           AND lower(display_name) COLLATE \"C\" < $4 || chr(1114111) \
-           AND lower(display_name) LIKE $1 \
-           AND username NOT LIKE $1 \
-           AND ($2::uuid IS NULL OR (lower(display_name) COLLATE \"C\", id) > \
-                (SELECT lower(u.display_name) COLLATE \"C\", u.id FROM users u WHERE u.id = $2)) \
-         ORDER BY lower(display_name) COLLATE \"C\", id LIMIT $3"
-    ))
-    .bind(like_prefix)
-    .bind(after)
-    .bind(limit)
-    .bind(prefix)
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at
+         FROM users
+         WHERE lower(display_name) COLLATE "C" >= $4
+           AND lower(display_name) COLLATE "C" < $4 || chr(1114111)
+           AND lower(display_name) LIKE $1
+           AND username NOT LIKE $1
+           AND ($2::uuid IS NULL OR (lower(display_name) COLLATE "C", id) >
+                (SELECT lower(u.display_name) COLLATE "C", u.id FROM users u WHERE u.id = $2))
+         ORDER BY lower(display_name) COLLATE "C", id LIMIT $3"#,
+        like_prefix,
+        after,
+        limit,
+        prefix,
+    )
     .fetch_all(pool)
     .await
 }
@@ -196,28 +216,32 @@ pub async fn fuzzy_matches(
     offset: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!(
-        "WITH candidates AS ( \
-            SELECT {USER_COLUMNS} FROM users \
-            WHERE (username % $2 OR $2 <% lower(display_name)) \
-              AND username NOT LIKE $1 AND lower(display_name) NOT LIKE $1 \
-            LIMIT $5 \
-         ) \
-         SELECT {USER_COLUMNS} FROM candidates \
-         ORDER BY greatest(similarity(username, $2), word_similarity($2, lower(display_name))) DESC, id \
-         OFFSET $3 LIMIT $4"
-    ))
-    .bind(like_prefix)
-    .bind(query)
-    .bind(offset)
-    .bind(limit)
-    .bind(FUZZY_CANDIDATES)
+    sqlx::query_as!(
+        UserRow,
+        r#"WITH candidates AS (
+            SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at
+            FROM users
+            WHERE (username % $2 OR $2 <% lower(display_name))
+              AND username NOT LIKE $1 AND lower(display_name) NOT LIKE $1
+            LIMIT $5
+         )
+         SELECT id AS "id!", username AS "username!", email AS "email!",
+                display_name AS "display_name!", bio AS "bio!", avatar_media_id,
+                created_at AS "created_at!", updated_at AS "updated_at!"
+         FROM candidates
+         ORDER BY greatest(similarity(username, $2), word_similarity($2, lower(display_name))) DESC, id
+         OFFSET $3 LIMIT $4"#,
+        like_prefix,
+        query,
+        offset,
+        limit,
+        FUZZY_CANDIDATES,
+    )
     .fetch_all(pool)
     .await
 }
 
 /// A stored refresh token, as found by its hash.
-#[derive(FromRow)]
 pub struct RefreshTokenRow {
     pub family_id: Uuid,
     pub user_id: Uuid,
@@ -235,15 +259,15 @@ pub async fn insert_refresh_token(
     user_agent: &str,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, user_agent, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
+        token_hash,
+        family_id,
+        user_id,
+        user_agent,
+        expires_at,
     )
-    .bind(token_hash)
-    .bind(family_id)
-    .bind(user_id)
-    .bind(user_agent)
-    .bind(expires_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -254,29 +278,32 @@ pub async fn lock_refresh_token(
     conn: &mut PgConnection,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<RefreshTokenRow>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        RefreshTokenRow,
         "SELECT family_id, user_id, user_agent, expires_at, rotated_at, revoked_at \
          FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
     )
-    .bind(token_hash)
     .fetch_optional(conn)
     .await
 }
 
 pub async fn mark_rotated(conn: &mut PgConnection, token_hash: &[u8]) -> sqlx::Result<()> {
-    sqlx::query("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1",
+        token_hash,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 pub async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> sqlx::Result<u64> {
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now() \
          WHERE family_id = $1 AND revoked_at IS NULL",
+        family_id,
     )
-    .bind(family_id)
     .execute(conn)
     .await?;
     Ok(result.rows_affected())

@@ -65,33 +65,43 @@ pub async fn get_users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRow>
     .await
 }
 
-/// The account id and password hash for a username or email login.
+/// The account and its password hash for a username or email login, in one
+/// round trip (login is a hot path). Two statements so each uses its index.
 pub async fn find_credentials(
     pool: &PgPool,
     login: &str,
 ) -> sqlx::Result<Option<(UserRow, String)>> {
     let login = login.trim();
-    let found = if login.contains('@') {
-        sqlx::query!(
-            "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)",
-            login,
-        )
-        .fetch_optional(pool)
-        .await?
-        .map(|row| (row.id, row.password_hash))
+    macro_rules! credentials {
+        ($condition:literal) => {
+            sqlx::query!(
+                "SELECT id, username, email, display_name, bio, avatar_media_id, created_at, \
+                        updated_at, password_hash FROM users WHERE "
+                    + $condition,
+                login,
+            )
+            .fetch_optional(pool)
+            .await?
+            .map(|row| {
+                let user = UserRow {
+                    id: row.id,
+                    username: row.username,
+                    email: row.email,
+                    display_name: row.display_name,
+                    bio: row.bio,
+                    avatar_media_id: row.avatar_media_id,
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                };
+                (user, row.password_hash)
+            })
+        };
+    }
+    Ok(if login.contains('@') {
+        credentials!("lower(email) = lower($1)")
     } else {
-        sqlx::query!(
-            "SELECT id, password_hash FROM users WHERE username = lower($1)",
-            login,
-        )
-        .fetch_optional(pool)
-        .await?
-        .map(|row| (row.id, row.password_hash))
-    };
-    let Some((id, hash)) = found else {
-        return Ok(None);
-    };
-    Ok(get_user(pool, id).await?.map(|user| (user, hash)))
+        credentials!("username = lower($1)")
+    })
 }
 
 pub struct ProfileChanges {

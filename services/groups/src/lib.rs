@@ -1,33 +1,34 @@
-//! The groups service. Its domain arrives with its own issue; today it owns
-//! the `groups` schema (with its outbox), answers gRPC health checks and
-//! `Info`, relays its outbox to `groups.events.v1`, and holds the role and
-//! permission matrix ([`permissions`]) the rest of the domain builds on.
+//! The groups service: groups, channels, direct conversations, members,
+//! roles and bans, served over gRPC, stored in the `groups` schema,
+//! announced on `groups.events.v1`; and the authorization check the rest of
+//! the fleet asks on hot paths, cached in Redis.
 
+mod access;
+mod authorize;
+mod cache;
+mod channels;
+mod convert;
+mod direct;
+mod domain;
+mod error;
+pub mod events;
+mod groups;
+mod grpc;
+mod members;
 pub mod permissions;
+mod repo;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
-use messenger_proto::groups::v1::groups_service_server::{GroupsService, GroupsServiceServer};
-use messenger_proto::groups::v1::{InfoRequest, InfoResponse};
+use messenger_proto::groups::v1::groups_service_server::GroupsServiceServer;
 use sqlx::migrate::Migrator;
+use std::sync::Arc;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+
+pub use events::TOPIC;
 
 pub const SCHEMA: &str = "groups";
-pub const TOPIC: &str = "groups.events.v1";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/groups");
-
-struct GroupsGrpc;
-
-#[tonic::async_trait]
-impl GroupsService for GroupsGrpc {
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(InfoResponse {
-            service: SCHEMA.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
-    }
-}
 
 /// Runs the service on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -36,13 +37,20 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let cache = cache::AuthzCache::new(redis::Client::open(config.redis.url())?);
+    let service = grpc::GroupsGrpc {
+        groups: groups::Groups {
+            pool: backend.pool.clone(),
+            cache: Arc::new(cache),
+        },
+    };
     let (reporter, health) = rpc::health();
     reporter
-        .set_serving::<GroupsServiceServer<GroupsGrpc>>()
+        .set_serving::<GroupsServiceServer<grpc::GroupsGrpc>>()
         .await;
     let router = rpc::server()
         .add_service(health)
-        .add_service(GroupsServiceServer::new(GroupsGrpc));
+        .add_service(GroupsServiceServer::new(service));
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
     backend.stop().await;
     served

@@ -1,0 +1,5 @@
+DROP TABLE IF EXISTS group_bans;
+DROP TABLE IF EXISTS channel_members;
+DROP TABLE IF EXISTS group_members;
+DROP TABLE IF EXISTS channels;
+DROP TABLE IF EXISTS groups;

@@ -3,7 +3,9 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use messenger_platform::auth::{Principal, TokenError};
@@ -15,6 +17,36 @@ pub struct Json<T>(pub T);
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A JSON body whose fields are all optional: an empty body (with or
+/// without a content type) means `T::default()`, so a client need not send
+/// `{}`. A non-empty body gets exactly [`Json`]'s checks (content type,
+/// syntax, shape).
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrEmpty<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        // Read through `Bytes` rather than the raw body so the configured
+        // body limit still applies.
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(JsonRejection::from)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonOrEmpty(T::default()));
+        }
+        let request = Request::from_parts(parts, Body::from(bytes));
+        // `null` reads as "nothing to say" too, like an empty body.
+        let axum::Json(value) = axum::Json::<Option<T>>::from_request(request, state).await?;
+        Ok(JsonOrEmpty(value.unwrap_or_default()))
     }
 }
 

@@ -3,6 +3,7 @@
 use messenger_platform::Config;
 use messenger_platform::auth::TokenKeys;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 
 pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
+pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +22,7 @@ pub struct AppState {
 
 struct Inner {
     users: UsersClient,
+    groups: GroupsClient,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
     tokens: TokenKeys,
     redis: redis::Client,
@@ -30,9 +33,14 @@ impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.grpc.timeout_ms);
         let users = lazy_channel(&config.grpc.users.url, timeout)?;
-        let mut backends = vec![("users", HealthClient::new(users.clone()))];
+        // One connection per backend, shared by its API client and its
+        // health check, so readiness reflects the channel requests use.
+        let groups = lazy_channel(&config.grpc.groups.url, timeout)?;
+        let mut backends = vec![
+            ("users", HealthClient::new(users.clone())),
+            ("groups", HealthClient::new(groups.clone())),
+        ];
         for (name, endpoint) in [
-            ("groups", &config.grpc.groups),
             ("messages", &config.grpc.messages),
             ("media", &config.grpc.media),
         ] {
@@ -44,6 +52,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 users: UsersServiceClient::with_interceptor(users, TracePropagation),
+                groups: GroupsServiceClient::with_interceptor(groups, TracePropagation),
                 backends,
                 tokens: TokenKeys::from_config(&config.auth)?,
                 redis: redis::Client::open(config.redis.url())?,
@@ -54,6 +63,10 @@ impl AppState {
 
     pub fn users(&self) -> UsersClient {
         self.inner.users.clone()
+    }
+
+    pub fn groups(&self) -> GroupsClient {
+        self.inner.groups.clone()
     }
 
     pub fn tokens(&self) -> &TokenKeys {

@@ -12,6 +12,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub env: TestEnv,
+    /// The configuration the fleet runs with (ephemeral ports filled in).
+    pub config: Config,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -50,11 +52,16 @@ impl TestApp {
             .expect("listeners");
         let base = format!("http://127.0.0.1:{}", config.server.port);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(messenger_fleet::run(config, listeners, shutdown.clone()));
+        let task = tokio::spawn(messenger_fleet::run(
+            config.clone(),
+            listeners,
+            shutdown.clone(),
+        ));
         let app = TestApp {
             base,
             http: reqwest::Client::new(),
             env,
+            config,
             shutdown,
             task,
         };
@@ -131,6 +138,19 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.request(Method::POST, path, None, Some(body)).await
+    }
+
+    /// A request as the holder of `token`. Owns its arguments, so the
+    /// returned future can outlive the strings it was built from.
+    pub fn call(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        token: impl Into<String>,
+        body: Option<Value>,
+    ) -> impl std::future::Future<Output = Response> + '_ {
+        let (path, token) = (path.into(), token.into());
+        async move { self.request(method, &path, Some(&token), body).await }
     }
 
     /// Sends raw bytes with the given content type.

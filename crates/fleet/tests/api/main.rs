@@ -2,7 +2,9 @@
 //! Redis and Kafka-protocol broker.
 
 mod auth;
+mod authz;
 mod events;
+mod groups;
 mod helpers;
 mod ops;
 mod users;

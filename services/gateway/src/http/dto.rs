@@ -140,7 +140,7 @@ pub struct UpdateProfileRequest {
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one left out
 /// (`None`, via `#[serde(default)]`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -2,8 +2,14 @@
 //! same declarations, so the document cannot miss a route.
 
 mod auth;
+mod channels;
+mod direct;
 pub mod dto;
+mod groups;
+pub mod groups_dto;
+pub mod groups_requests;
 mod health;
+mod members;
 mod middleware;
 mod users;
 
@@ -26,6 +32,9 @@ use utoipa_axum::routes;
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "Profiles and search"),
+        (name = "groups", description = "Groups, their members, roles and bans"),
+        (name = "channels", description = "Channels of a group and their members"),
+        (name = "direct", description = "Direct conversations"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
@@ -58,6 +67,32 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::create, users::search))
         .routes(routes!(users::me, users::update_me))
         .routes(routes!(users::get))
+        .routes(routes!(groups::create_group, groups::list_groups))
+        .routes(routes!(
+            groups::get_group,
+            groups::update_group,
+            groups::delete_group
+        ))
+        .routes(routes!(
+            members::list_members,
+            members::add_member,
+            members::leave_group
+        ))
+        .routes(routes!(members::update_member, members::remove_member))
+        .routes(routes!(members::ban_member, members::unban_member))
+        .routes(routes!(channels::list_channels, channels::create_channel))
+        .routes(routes!(
+            channels::get_channel,
+            channels::update_channel,
+            channels::delete_channel
+        ))
+        .routes(routes!(
+            channels::list_channel_members,
+            channels::add_channel_member,
+            channels::leave_channel
+        ))
+        .routes(routes!(channels::remove_channel_member))
+        .routes(routes!(direct::open_direct))
         .routes(routes!(health::health))
         .routes(routes!(health::ready));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

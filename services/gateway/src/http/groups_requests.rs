@@ -1,0 +1,116 @@
+//! Request bodies and query parameters of the groups, channels and direct
+//! conversation routes. Enum-valued fields arrive as strings and are parsed
+//! by the handlers (see `groups_dto`), so a bad value names its field.
+
+use super::dto::present;
+use super::groups_dto::{Role, Visibility};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    /// 1-100 characters.
+    pub name: String,
+    /// Up to 1000 characters.
+    pub description: Option<String>,
+    /// Default `private`.
+    #[schema(value_type = Option<Visibility>)]
+    pub visibility: Option<String>,
+    pub avatar_media_id: Option<Uuid>,
+}
+
+/// Omitted fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroupRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Visibility>)]
+    pub visibility: Option<String>,
+    /// A media id, or `null` to remove the avatar.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub avatar_media_id: Option<Option<Uuid>>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GroupListParams {
+    /// Search public groups by name; without it, list the caller's groups
+    /// and direct conversations.
+    pub q: Option<String>,
+    /// 1-100, default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1-100, default 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Who to add; omit `user_id` (or send an empty body) to join yourself.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub user_id: Option<Uuid>,
+}
+
+/// At least one field. With both, the role changes first.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemberRequest {
+    /// `owner` transfers ownership (the previous owner becomes an admin).
+    #[schema(value_type = Option<Role>)]
+    pub role: Option<String>,
+    /// Mute until this time, or `null` to unmute.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub muted_until: Option<Option<String>>,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannelRequest {
+    /// 1-80 characters, unique in the group.
+    pub name: String,
+    pub topic: Option<String>,
+    /// Default `public`.
+    #[schema(value_type = Option<Visibility>)]
+    pub visibility: Option<String>,
+    /// Announcement channel (only owner and admins post); default false.
+    pub broadcast: Option<bool>,
+}
+
+/// Omitted fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannelRequest {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub broadcast: Option<bool>,
+}
+
+/// The other participants (1 to 9); `user_id` is shorthand for one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDirectRequest {
+    #[serde(default)]
+    pub user_ids: Vec<Uuid>,
+    pub user_id: Option<Uuid>,
+}

@@ -76,6 +76,28 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/users/{id}", "get"),
         ("/api/v1/health", "get"),
         ("/api/v1/ready", "get"),
+        ("/api/v1/groups", "post"),
+        ("/api/v1/groups", "get"),
+        ("/api/v1/groups/{id}", "get"),
+        ("/api/v1/groups/{id}", "patch"),
+        ("/api/v1/groups/{id}", "delete"),
+        ("/api/v1/groups/{id}/members", "get"),
+        ("/api/v1/groups/{id}/members", "post"),
+        ("/api/v1/groups/{id}/members", "delete"),
+        ("/api/v1/groups/{id}/members/{user_id}", "patch"),
+        ("/api/v1/groups/{id}/members/{user_id}", "delete"),
+        ("/api/v1/groups/{id}/bans/{user_id}", "put"),
+        ("/api/v1/groups/{id}/bans/{user_id}", "delete"),
+        ("/api/v1/groups/{id}/channels", "get"),
+        ("/api/v1/groups/{id}/channels", "post"),
+        ("/api/v1/channels/{id}", "get"),
+        ("/api/v1/channels/{id}", "patch"),
+        ("/api/v1/channels/{id}", "delete"),
+        ("/api/v1/channels/{id}/members", "get"),
+        ("/api/v1/channels/{id}/members", "post"),
+        ("/api/v1/channels/{id}/members", "delete"),
+        ("/api/v1/channels/{id}/members/{user_id}", "delete"),
+        ("/api/v1/dm", "post"),
     ];
     for (path, method) in expected {
         assert!(
@@ -86,7 +108,9 @@ async fn openapi_document_lists_every_route() {
     // Every documented operation is routed (none answers "no such route").
     for (path, operations) in paths {
         for method in operations.as_object().expect("operations").keys() {
-            let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let concrete = path
+                .replace("{id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
             let method =
                 reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let response = app

@@ -1,0 +1,234 @@
+//! Authorize latency through the real gRPC path, warm and cold, against
+//! baselines measured in the same run: a bare gRPC round trip to the same
+//! server (`Info`) and a bare Redis `GET`.
+//!
+//!     ./dev infra && cargo bench -p messenger-groups --bench authorize [-- MEMBERS]
+//!
+//! One public group with MEMBERS members (default 2000) and a second,
+//! private channel. Calls are sequential from one client, so each sample is
+//! one request's latency, not a queueing artefact.
+//! - warm: the (conversation, user) facts are in Redis under the current
+//!   generation: one Lua round trip, no Postgres;
+//! - cold, facts: the conversation's group is cached but this user's facts
+//!   are not (first check of a user, or the first after a membership change):
+//!   Redis lookup, Postgres query, Redis store;
+//! - cold, conversation: nothing about the conversation is in Redis (after a
+//!   Redis restart or eviction): Postgres only, then the group is remembered.
+//!
+//! Finally N concurrent callers measure warm throughput.
+
+use messenger_platform::CancellationToken;
+use messenger_proto::groups::v1 as pb;
+use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
+use messenger_testkit::TestEnv;
+use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const WARM_SAMPLES: usize = 5000;
+const CONCURRENCY: usize = 16;
+const THROUGHPUT_CALLS: usize = 20_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let members: usize = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(2000);
+    let mut env = TestEnv::new().await?;
+    env.config.features.kafka_enabled = false;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let service = tokio::spawn(messenger_groups::serve(
+        env.config.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let mut client =
+        GroupsServiceClient::new(Channel::from_shared(format!("http://{addr}"))?.connect_lazy());
+    while client.info(pb::InfoRequest {}).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let redis = redis::Client::open(env.config.redis.url())?;
+    let mut redis = redis.get_multiplexed_async_connection().await?;
+
+    let owner = Uuid::now_v7().to_string();
+    let group = client
+        .create_group(pb::CreateGroupRequest {
+            actor_id: owner.clone(),
+            name: "authorize bench".into(),
+            visibility: pb::Visibility::Public.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let general = group.default_channel_id.clone();
+    let started = Instant::now();
+    let mut users = Vec::with_capacity(members);
+    for i in 0..members {
+        let user = Uuid::now_v7().to_string();
+        client
+            .join_group(pb::JoinGroupRequest {
+                actor_id: user.clone(),
+                group_id: group.id.clone(),
+            })
+            .await?;
+        users.push(user);
+        if (i + 1) % 500 == 0 {
+            eprintln!(
+                "  joined {}/{members} members ({:.0?})",
+                i + 1,
+                started.elapsed()
+            );
+        }
+    }
+    let private = client
+        .create_channel(pb::CreateChannelRequest {
+            actor_id: owner.clone(),
+            group_id: group.id.clone(),
+            name: "staff".into(),
+            visibility: pb::Visibility::Private.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+
+    let authorize = |user: &str, conversation: &str| pb::AuthorizeRequest {
+        user_id: user.to_owned(),
+        conversation_id: conversation.to_owned(),
+        action: pb::Action::PostMessage.into(),
+        target_user_id: String::new(),
+    };
+
+    println!("| measurement ({members} members) | n | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+
+    let mut samples = Vec::new();
+    for _ in 0..WARM_SAMPLES {
+        let t = Instant::now();
+        client.info(pb::InfoRequest {}).await?;
+        samples.push(t.elapsed());
+    }
+    row("baseline: gRPC round trip (Info)", &mut samples);
+
+    let probe = format!("groups:bench:{}", Uuid::now_v7());
+    let _: () = redis.set(&probe, "x").await?;
+    let mut samples = Vec::new();
+    for _ in 0..WARM_SAMPLES {
+        let t = Instant::now();
+        let _: Option<String> = redis.get(&probe).await?;
+        samples.push(t.elapsed());
+    }
+    let _: () = redis.del(&probe).await?;
+    row("baseline: Redis GET round trip", &mut samples);
+
+    // Cold facts first: every member is checked once, for the first time.
+    let mut samples = Vec::new();
+    for user in &users {
+        let t = Instant::now();
+        let answer = client
+            .authorize(authorize(user, &general))
+            .await?
+            .into_inner();
+        samples.push(t.elapsed());
+        anyhow::ensure!(answer.allowed, "a member must be allowed to post");
+    }
+    row("Authorize, cold: user's facts not cached", &mut samples);
+
+    let conv_key = format!("groups:conv:{general}");
+    let mut samples = Vec::new();
+    for user in users.iter().take(1000) {
+        let _: () = redis.del(&conv_key).await?;
+        let t = Instant::now();
+        client.authorize(authorize(user, &general)).await?;
+        samples.push(t.elapsed());
+    }
+    row("Authorize, cold: conversation not cached", &mut samples);
+
+    // Re-warm (the loop above stored only the group), then measure hits.
+    let hot: Vec<&String> = users.iter().take(200).collect();
+    for user in &hot {
+        client.authorize(authorize(user, &general)).await?;
+    }
+    let mut samples = Vec::new();
+    for i in 0..WARM_SAMPLES {
+        let t = Instant::now();
+        let answer = client
+            .authorize(authorize(hot[i % hot.len()], &general))
+            .await?
+            .into_inner();
+        samples.push(t.elapsed());
+        anyhow::ensure!(answer.allowed, "a member must be allowed to post");
+    }
+    row("Authorize, warm: allowed", &mut samples);
+
+    for user in &hot {
+        client.authorize(authorize(user, &private.id)).await?;
+    }
+    let mut samples = Vec::new();
+    for i in 0..WARM_SAMPLES {
+        let t = Instant::now();
+        let answer = client
+            .authorize(authorize(hot[i % hot.len()], &private.id))
+            .await?
+            .into_inner();
+        samples.push(t.elapsed());
+        anyhow::ensure!(
+            !answer.allowed,
+            "a non-member of a private channel must be denied"
+        );
+    }
+    row("Authorize, warm: denied (private channel)", &mut samples);
+
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    for caller in 0..CONCURRENCY {
+        let mut client = client.clone();
+        let requests: Vec<_> = (0..THROUGHPUT_CALLS / CONCURRENCY)
+            .map(|i| authorize(hot[(caller * 7 + i) % hot.len()], &general))
+            .collect();
+        callers.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(requests.len());
+            for request in requests {
+                let t = Instant::now();
+                client.authorize(request).await?;
+                samples.push(t.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut samples = Vec::new();
+    for caller in callers {
+        samples.extend(caller.await??);
+    }
+    let elapsed = started.elapsed();
+    row(
+        &format!("Authorize, warm, {CONCURRENCY} concurrent callers"),
+        &mut samples,
+    );
+    println!(
+        "\nwarm throughput with {CONCURRENCY} concurrent callers: {:.0} checks/s",
+        samples.len() as f64 / elapsed.as_secs_f64()
+    );
+
+    shutdown.cancel();
+    service.await??;
+    env.cleanup().await?;
+    Ok(())
+}
+
+fn row(name: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "| {name} | {} | {} | {} | {} | {} |",
+        samples.len(),
+        us(p(0.5)),
+        us(p(0.9)),
+        us(p(0.99)),
+        us(p(1.0))
+    );
+}

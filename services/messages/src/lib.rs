@@ -1,32 +1,37 @@
-//! The messages service. Its domain arrives with its own issue; today it owns
-//! the `messages` schema (with its outbox), answers gRPC health checks and
-//! `Info`, and relays its outbox to `messages.events.v1`.
+//! The messages service: messages, threads, edits, reactions, read
+//! positions, notifications and search, served over gRPC, stored in the
+//! `messages` schema, announced on `messages.events.v1`. Who may do what
+//! is the groups service's answer, asked on every call.
+
+mod convert;
+mod domain;
+mod error;
+pub mod events;
+mod grpc;
+mod inbox;
+mod messages;
+mod notify;
+mod peers;
+mod reactions;
+mod reads;
+mod repo;
+mod send;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
-use messenger_proto::messages::v1::messages_service_server::{
-    MessagesService, MessagesServiceServer,
-};
-use messenger_proto::messages::v1::{InfoRequest, InfoResponse};
+use messenger_proto::messages::v1::messages_service_server::MessagesServiceServer;
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+
+pub use events::TOPIC;
 
 pub const SCHEMA: &str = "messages";
-pub const TOPIC: &str = "messages.events.v1";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/messages");
 
-struct MessagesGrpc;
-
-#[tonic::async_trait]
-impl MessagesService for MessagesGrpc {
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(InfoResponse {
-            service: SCHEMA.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
-    }
-}
+/// Idempotency keys are kept at least this long (the promise is 24 hours).
+const KEY_RETENTION_HOURS: i32 = 48;
 
 /// Runs the service on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -35,14 +40,42 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let service = grpc::MessagesGrpc {
+        messages: messages::Messages {
+            pool: backend.pool.clone(),
+            peers: peers::Peers::new(&config)?,
+        },
+    };
+    let pruner = tokio::spawn(prune_keys(backend.pool.clone(), backend.shutdown.clone()));
     let (reporter, health) = rpc::health();
     reporter
-        .set_serving::<MessagesServiceServer<MessagesGrpc>>()
+        .set_serving::<MessagesServiceServer<grpc::MessagesGrpc>>()
         .await;
     let router = rpc::server()
         .add_service(health)
-        .add_service(MessagesServiceServer::new(MessagesGrpc));
+        .add_service(MessagesServiceServer::new(service));
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    pruner.abort();
     backend.stop().await;
     served
+}
+
+/// Forgets old idempotency keys once an hour.
+async fn prune_keys(pool: PgPool, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let pruned = match pool.acquire().await {
+            Ok(mut conn) => repo::prune_keys(&mut conn, KEY_RETENTION_HOURS).await,
+            Err(err) => Err(err),
+        };
+        match pruned {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "pruned old idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "pruning idempotency keys failed"),
+        }
+    }
 }

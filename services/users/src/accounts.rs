@@ -58,6 +58,19 @@ impl Accounts {
         Ok(repo::get_users(&self.pool, &ids).await?)
     }
 
+    /// Accounts by username; names that cannot be usernames are skipped.
+    pub async fn by_usernames(&self, usernames: &[String]) -> Result<Vec<UserRow>> {
+        let names: Vec<String> = usernames
+            .iter()
+            .filter_map(|name| Username::parse(name).ok())
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(repo::users_by_username(&self.pool, &names).await?)
+    }
+
     pub async fn update_profile(&self, id: UserId, changes: ProfileChanges) -> Result<UserRow> {
         let mut tx = self.pool.begin().await?;
         let user = repo::update_profile(&mut tx, id.0, &changes)

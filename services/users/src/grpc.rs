@@ -63,6 +63,24 @@ impl UsersService for UsersGrpc {
         }))
     }
 
+    async fn resolve_usernames(
+        &self,
+        request: Request<pb::ResolveUsernamesRequest>,
+    ) -> Result<Response<pb::GetUsersResponse>, Status> {
+        let request = request.into_inner();
+        if request.usernames.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "usernames",
+                format!("at most {MAX_BATCH} usernames per call"),
+            )
+            .into());
+        }
+        let users = self.accounts.by_usernames(&request.usernames).await?;
+        Ok(Response::new(pb::GetUsersResponse {
+            users: users.into_iter().map(Into::into).collect(),
+        }))
+    }
+
     async fn search_users(
         &self,
         request: Request<pb::SearchUsersRequest>,

@@ -65,6 +65,17 @@ pub async fn get_users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRow>
     .await
 }
 
+pub async fn users_by_username(pool: &PgPool, usernames: &[String]) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, username, email, display_name, bio, avatar_media_id, created_at, updated_at \
+         FROM users WHERE username = ANY($1)",
+        usernames,
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// The account and its password hash for a username or email login, in one
 /// round trip (login is a hot path). Two statements so each uses its index.
 pub async fn find_credentials(

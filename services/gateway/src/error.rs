@@ -51,6 +51,16 @@ impl ApiError {
         self
     }
 
+    /// Renames the `field` detail from the name a backend contract uses to
+    /// the one the client sent.
+    pub fn rename_field(self, contract: &str, public: &str) -> Self {
+        if self.details.get("field").and_then(Value::as_str) == Some(contract) {
+            self.with_detail("field", public)
+        } else {
+            self
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
     }

@@ -4,6 +4,7 @@ use messenger_platform::Config;
 use messenger_platform::auth::TokenKeys;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
+use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
+pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,6 +25,7 @@ pub struct AppState {
 struct Inner {
     users: UsersClient,
     groups: GroupsClient,
+    messages: MessagesClient,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
     tokens: TokenKeys,
     redis: redis::Client,
@@ -36,23 +39,21 @@ impl AppState {
         // One connection per backend, shared by its API client and its
         // health check, so readiness reflects the channel requests use.
         let groups = lazy_channel(&config.grpc.groups.url, timeout)?;
-        let mut backends = vec![
+        let messages = lazy_channel(&config.grpc.messages.url, timeout)?;
+        let backends = vec![
             ("users", HealthClient::new(users.clone())),
             ("groups", HealthClient::new(groups.clone())),
+            ("messages", HealthClient::new(messages.clone())),
+            (
+                "media",
+                HealthClient::new(lazy_channel(&config.grpc.media.url, timeout)?),
+            ),
         ];
-        for (name, endpoint) in [
-            ("messages", &config.grpc.messages),
-            ("media", &config.grpc.media),
-        ] {
-            backends.push((
-                name,
-                HealthClient::new(lazy_channel(&endpoint.url, timeout)?),
-            ));
-        }
         Ok(AppState {
             inner: Arc::new(Inner {
                 users: UsersServiceClient::with_interceptor(users, TracePropagation),
                 groups: GroupsServiceClient::with_interceptor(groups, TracePropagation),
+                messages: MessagesServiceClient::with_interceptor(messages, TracePropagation),
                 backends,
                 tokens: TokenKeys::from_config(&config.auth)?,
                 redis: redis::Client::open(config.redis.url())?,
@@ -67,6 +68,10 @@ impl AppState {
 
     pub fn groups(&self) -> GroupsClient {
         self.inner.groups.clone()
+    }
+
+    pub fn messages(&self) -> MessagesClient {
+        self.inner.messages.clone()
     }
 
     pub fn tokens(&self) -> &TokenKeys {

@@ -3,8 +3,11 @@
 
 mod auth;
 mod authz;
+mod delivery;
 mod events;
 mod groups;
 mod helpers;
+mod inbox;
+mod messages;
 mod ops;
 mod users;

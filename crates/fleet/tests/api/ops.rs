@@ -98,6 +98,23 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/channels/{id}/members", "delete"),
         ("/api/v1/channels/{id}/members/{user_id}", "delete"),
         ("/api/v1/dm", "post"),
+        ("/api/v1/messages", "post"),
+        ("/api/v1/channels/{id}/messages", "post"),
+        ("/api/v1/channels/{id}/messages", "get"),
+        ("/api/v1/messages/group/{group_id}", "get"),
+        ("/api/v1/messages/{id}", "get"),
+        ("/api/v1/messages/{id}", "patch"),
+        ("/api/v1/messages/{id}", "delete"),
+        ("/api/v1/messages/{id}/edits", "get"),
+        ("/api/v1/messages/{id}/thread", "get"),
+        ("/api/v1/messages/{id}/reactions", "post"),
+        ("/api/v1/messages/{id}/reactions/{emoji}", "delete"),
+        ("/api/v1/channels/{id}/read", "post"),
+        ("/api/v1/unread", "get"),
+        ("/api/v1/messages/{id}/readers", "get"),
+        ("/api/v1/notifications", "get"),
+        ("/api/v1/notifications/read", "post"),
+        ("/api/v1/search/messages", "get"),
     ];
     for (path, method) in expected {
         assert!(
@@ -110,7 +127,9 @@ async fn openapi_document_lists_every_route() {
         for method in operations.as_object().expect("operations").keys() {
             let concrete = path
                 .replace("{id}", &uuid::Uuid::new_v4().to_string())
-                .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
+                .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{group_id}", &uuid::Uuid::new_v4().to_string())
+                .replace("{emoji}", "%F0%9F%91%8D");
             let method =
                 reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let response = app

@@ -9,8 +9,15 @@ mod groups;
 pub mod groups_dto;
 pub mod groups_requests;
 mod health;
+mod history;
 mod members;
+mod messages;
+pub mod messages_dto;
+pub mod messages_requests;
 mod middleware;
+mod notifications;
+mod reactions;
+mod reads;
 mod users;
 
 use crate::error::{ApiError, ErrorBody, ErrorObject};
@@ -35,6 +42,9 @@ use utoipa_axum::routes;
         (name = "groups", description = "Groups, their members, roles and bans"),
         (name = "channels", description = "Channels of a group and their members"),
         (name = "direct", description = "Direct conversations"),
+        (name = "messages", description = "Messages, threads, reactions and read positions"),
+        (name = "notifications", description = "Mentions, replies and direct messages for you"),
+        (name = "search", description = "Full-text search"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
@@ -93,6 +103,27 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(channels::remove_channel_member))
         .routes(routes!(direct::open_direct))
+        .routes(routes!(messages::send_message))
+        .routes(routes!(
+            messages::send_channel_message,
+            history::list_channel_messages
+        ))
+        .routes(routes!(history::list_group_messages))
+        .routes(routes!(
+            messages::get_message,
+            messages::edit_message,
+            messages::delete_message
+        ))
+        .routes(routes!(messages::list_edits))
+        .routes(routes!(history::list_thread))
+        .routes(routes!(reactions::add_reaction))
+        .routes(routes!(reactions::remove_reaction))
+        .routes(routes!(reads::mark_read))
+        .routes(routes!(reads::list_unread))
+        .routes(routes!(reads::list_readers))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::mark_notifications_read))
+        .routes(routes!(history::search_messages))
         .routes(routes!(health::health))
         .routes(routes!(health::ready));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

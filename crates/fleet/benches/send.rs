@@ -1,0 +1,352 @@
+//! Sustained message sends through the gateway, against the raw Postgres
+//! rate of the same writes (pgbench) measured in the same run.
+//!
+//!     ./dev infra && cargo bench -p messenger-fleet --bench send [-- SECONDS]
+//!
+//! The whole fleet on ephemeral ports, one group with CHANNELS channels and
+//! CLIENTS members. Then, SECONDS each (default 15):
+//! 1. peak: CLIENTS closed-loop clients send as fast as they are answered,
+//!    each to the channels in turn;
+//! 2. paced: open-loop sends at half the peak rate; latency is measured from
+//!    the moment each send was due, so a stall is not hidden by the sender
+//!    waiting (no coordinated omission);
+//! 3. baseline: the fleet is stopped and pgbench runs, with the same number
+//!    of clients, the transaction a send commits (sequence upsert, message
+//!    insert, read position upsert, outbox insert) on the same database.
+//!
+//! The path through the gateway adds what pgbench does not do: HTTP and JWT,
+//! two gRPC hops, the authorization check, reading the stored message back,
+//! and the outbox relay publishing every event to Kafka.
+
+use messenger_platform::{CancellationToken, Config};
+use messenger_testkit::TestEnv;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 16;
+const CHANNELS: usize = 16;
+
+struct Member {
+    token: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|arg| arg.parse().ok())
+        .unwrap_or(15);
+    let phase = Duration::from_secs(seconds);
+    let mut env = TestEnv::new().await?;
+    env.config.database.max_connections = Config::defaults()?.database.max_connections;
+    let mut config = env.config.clone();
+    let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;
+    let base = format!("http://127.0.0.1:{}", config.server.port);
+    let shutdown = CancellationToken::new();
+    let fleet = tokio::spawn(messenger_fleet::run(config, listeners, shutdown.clone()));
+    let http = reqwest::Client::new();
+    wait_ready(&http, &base).await?;
+
+    eprintln!("setting up {CLIENTS} members and {CHANNELS} channels");
+    let owner = register(&http, &base, "bench_owner").await?;
+    let group = request(
+        &http,
+        &base,
+        &owner.token,
+        "/api/v1/groups",
+        json!({"name": "Send benchmark", "visibility": "public"}),
+    )
+    .await?;
+    let group_id = text(&group["id"])?;
+    let mut channels = vec![text(&group["default_channel_id"])?];
+    for i in 1..CHANNELS {
+        let channel = request(
+            &http,
+            &base,
+            &owner.token,
+            &format!("/api/v1/groups/{group_id}/channels"),
+            json!({"name": format!("channel-{i}")}),
+        )
+        .await?;
+        channels.push(text(&channel["id"])?);
+    }
+    let mut members = Vec::new();
+    for i in 0..CLIENTS {
+        let member = register(&http, &base, &format!("bench_sender_{i}")).await?;
+        request(
+            &http,
+            &base,
+            &member.token,
+            &format!("/api/v1/groups/{group_id}/members"),
+            json!({}),
+        )
+        .await?;
+        members.push(member);
+    }
+    let channels = Arc::new(channels);
+    let members = Arc::new(members);
+
+    eprintln!("warming up");
+    run_closed_loop(&http, &base, &members, &channels, Duration::from_secs(2)).await?;
+
+    eprintln!("peak: {CLIENTS} closed-loop clients for {seconds} s");
+    let (sent, elapsed, mut peak_latency) =
+        run_closed_loop(&http, &base, &members, &channels, phase).await?;
+    let peak_rate = sent as f64 / elapsed.as_secs_f64();
+
+    let paced_rate = peak_rate / 2.0;
+    eprintln!("paced: {paced_rate:.0} sends/s for {seconds} s");
+    let mut paced_latency = run_paced(&http, &base, &members, &channels, paced_rate, phase).await?;
+
+    shutdown.cancel();
+    fleet.await??;
+
+    eprintln!("baseline: pgbench, {CLIENTS} clients for {seconds} s");
+    let raw_rate = pgbench(&env.config, seconds)?;
+
+    println!(
+        "| measurement ({CLIENTS} clients, {CHANNELS} channels, {seconds} s each) | rate | p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|");
+    row(
+        &format!("peak: closed loop ({sent} sends)"),
+        peak_rate,
+        &mut peak_latency,
+    );
+    row(
+        "paced at half the peak rate",
+        paced_rate,
+        &mut paced_latency,
+    );
+    println!("| baseline: pgbench, same transaction | {raw_rate:.0}/s | | | |");
+    println!(
+        "\nsends through the gateway / raw Postgres rate: {:.0}%",
+        100.0 * peak_rate / raw_rate
+    );
+    env.cleanup().await?;
+    Ok(())
+}
+
+/// Each member sends, waits for the answer, sends again, until `phase`
+/// ends. Returns the number of sends, the time taken and each latency.
+async fn run_closed_loop(
+    http: &reqwest::Client,
+    base: &str,
+    members: &Arc<Vec<Member>>,
+    channels: &Arc<Vec<String>>,
+    phase: Duration,
+) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
+    let started = Instant::now();
+    let deadline = started + phase;
+    let mut clients = Vec::new();
+    for client in 0..members.len() {
+        let (http, base, members, channels) = (
+            http.clone(),
+            base.to_owned(),
+            members.clone(),
+            channels.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = client;
+            while Instant::now() < deadline {
+                let channel = &channels[i % channels.len()];
+                let sent_at = Instant::now();
+                send(&http, &base, &members[client], channel, i).await?;
+                latencies.push(sent_at.elapsed());
+                i += 1;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.await??);
+    }
+    Ok((latencies.len(), started.elapsed(), latencies))
+}
+
+/// Sends at a fixed rate whatever the answers take.
+async fn run_paced(
+    http: &reqwest::Client,
+    base: &str,
+    members: &Arc<Vec<Member>>,
+    channels: &Arc<Vec<String>>,
+    rate: f64,
+    phase: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    let mut i = 0usize;
+    loop {
+        let due = started + interval.mul_f64(i as f64);
+        if due >= started + phase {
+            break;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let (http, base, members, channels) = (
+            http.clone(),
+            base.to_owned(),
+            members.clone(),
+            channels.clone(),
+        );
+        sends.push(tokio::spawn(async move {
+            let member = &members[i % members.len()];
+            send(&http, &base, member, &channels[i % channels.len()], i).await?;
+            anyhow::Ok(due.elapsed())
+        }));
+        i += 1;
+    }
+    let mut latencies = Vec::with_capacity(sends.len());
+    for send in sends {
+        latencies.push(send.await??);
+    }
+    Ok(latencies)
+}
+
+async fn send(
+    http: &reqwest::Client,
+    base: &str,
+    member: &Member,
+    channel: &str,
+    i: usize,
+) -> anyhow::Result<()> {
+    http.post(format!("{base}/api/v1/channels/{channel}/messages"))
+        .bearer_auth(&member.token)
+        .json(&json!({"content": format!("benchmark message number {i}, about sixty characters long")}))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+/// The transaction a send commits, as pgbench script; returns its rate.
+fn pgbench(config: &Config, seconds: u64) -> anyhow::Result<f64> {
+    let script = std::env::temp_dir().join(format!("send-bench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        r#"\set ch random(10, 25)
+\set author random(10, 25)
+BEGIN;
+INSERT INTO channel_state (channel_id, group_id, last_seq)
+  VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid, '00000000-0000-0000-0000-0000000000ff', 1)
+  ON CONFLICT (channel_id) DO UPDATE SET last_seq = channel_state.last_seq + 1, updated_at = now()
+  RETURNING last_seq \gset
+INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content, mention_ids, created_at)
+  VALUES (gen_random_uuid(), ('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
+          '00000000-0000-0000-0000-0000000000ff', :last_seq,
+          ('00000000-0000-0000-0000-0000000001' || :author)::uuid, 'text',
+          'benchmark message number 12345, about sixty characters long', '{}', now());
+INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
+  VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
+          ('00000000-0000-0000-0000-0000000001' || :author)::uuid, :last_seq, gen_random_uuid())
+  ON CONFLICT (channel_id, user_id) DO UPDATE
+    SET last_read_seq = EXCLUDED.last_read_seq, last_message_id = EXCLUDED.last_message_id, updated_at = now()
+    WHERE message_reads.last_read_seq < EXCLUDED.last_read_seq;
+INSERT INTO outbox (event_id, topic, partition_key, event_type, payload)
+  VALUES (gen_random_uuid(), 'messages.events.v1', 'key', 'messenger.messages.v1.MessageCreated',
+          decode(repeat('ab', 300), 'hex'));
+COMMIT;
+"#,
+    )?;
+    let db = &config.database;
+    let output = std::process::Command::new("pgbench")
+        .env("PGOPTIONS", "-c search_path=messages,public")
+        .env("PGPASSWORD", db.password.expose())
+        .args(["-h", &db.host, "-p", &db.port.to_string(), "-U", &db.user])
+        .args(["-n", "-c", &CLIENTS.to_string(), "-j", "2"])
+        .args(["-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .arg(&db.name)
+        .output()?;
+    let _ = std::fs::remove_file(&script);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        anyhow::bail!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|tps| tps.parse().ok())
+        })
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        let response = http.get(format!("{base}/api/v1/ready")).send().await;
+        if response.is_ok_and(|response| response.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("fleet not ready")
+}
+
+async fn register(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<Member> {
+    let response: Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "display_name": username,
+            "password": "benchmark password",
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(Member {
+        token: text(&response["access_token"])?,
+    })
+}
+
+async fn request(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    Ok(http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+fn text(value: &Value) -> anyhow::Result<String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("expected a string, got {value}"))
+}
+
+fn row(name: &str, rate: f64, samples: &mut [Duration]) {
+    samples.sort();
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    let p = |q: f64| samples[((samples.len().max(1) - 1) as f64 * q).round() as usize];
+    if samples.is_empty() {
+        println!("| {name} | {rate:.0}/s | | | |");
+        return;
+    }
+    println!(
+        "| {name} | {rate:.0}/s | {} | {} | {} |",
+        ms(p(0.5)),
+        ms(p(0.99)),
+        ms(p(1.0))
+    );
+}

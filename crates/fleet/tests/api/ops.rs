@@ -149,3 +149,45 @@ async fn openapi_document_lists_every_route() {
     }
     app.cleanup().await;
 }
+
+/// Every service's migrations apply, revert completely and apply again.
+#[tokio::test]
+async fn every_schema_migrates_down_and_up_again() {
+    let env = messenger_testkit::TestEnv::new().await.expect("env");
+    let schemas: [(&str, &sqlx::migrate::Migrator); 4] = [
+        (messenger_users::SCHEMA, &messenger_users::MIGRATOR),
+        (messenger_groups::SCHEMA, &messenger_groups::MIGRATOR),
+        (messenger_messages::SCHEMA, &messenger_messages::MIGRATOR),
+        (messenger_media::SCHEMA, &messenger_media::MIGRATOR),
+    ];
+    for (schema, migrator) in schemas {
+        let pool = env.pool(schema).await.expect("pool");
+        let tables = |pool: sqlx::PgPool| async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+        };
+        messenger_platform::db::migrate_up(&pool, migrator)
+            .await
+            .expect("up");
+        assert!(tables(pool.clone()).await > 0, "{schema}: nothing created");
+        let reverted = messenger_platform::db::migrate_down(&pool, migrator, None)
+            .await
+            .expect("down");
+        assert_eq!(reverted.len(), migrator.iter().count() / 2, "{schema}");
+        assert_eq!(
+            tables(pool.clone()).await,
+            0,
+            "{schema}: tables left behind"
+        );
+        messenger_platform::db::migrate_up(&pool, migrator)
+            .await
+            .expect("up again");
+        pool.close().await;
+    }
+    env.cleanup().await.expect("cleanup");
+}

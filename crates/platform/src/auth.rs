@@ -91,6 +91,12 @@ impl TokenKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    /// Verifies the token and also returns when it expires (Unix seconds),
+    /// for long-lived connections that must end with their token.
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::Invalid);
@@ -112,10 +118,13 @@ impl TokenKeys {
                 _ => TokenError::Invalid,
             }
         })?;
-        Ok(Principal {
-            user_id: data.claims.sub,
-            session_id: data.claims.sid,
-        })
+        Ok((
+            Principal {
+                user_id: data.claims.sub,
+                session_id: data.claims.sid,
+            },
+            data.claims.exp,
+        ))
     }
 }
 

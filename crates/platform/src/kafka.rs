@@ -19,6 +19,27 @@ pub fn producer(config: &KafkaConfig, client_id: &str) -> anyhow::Result<FutureP
         .create()?)
 }
 
+/// A consumer in `group` that stores an offset only when the caller says
+/// the record is handled (`store_offset_from_message`), and commits stored
+/// offsets in the background: at-least-once, never skipping a record.
+/// A new group starts from the oldest retained record.
+pub fn consumer(
+    config: &KafkaConfig,
+    group: &str,
+    client_id: &str,
+) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
+    Ok(base(config, client_id)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Kafka answers a fetch as soon as data arrives; some brokers (tansu)
+        // hold it for the whole wait, which would then be every record's
+        // latency.
+        .set("fetch.wait.max.ms", "10")
+        .create()?)
+}
+
 fn base(config: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut client = ClientConfig::new();
     client

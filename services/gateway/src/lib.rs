@@ -1,10 +1,11 @@
-//! The gateway: the public REST API (and, with its issue, the WebSocket
-//! API). It owns no tables; every request becomes gRPC calls to the
-//! services that own the data.
+//! The gateway: the public REST API and the realtime WebSocket API. It owns
+//! no tables; every request becomes gRPC calls to the services that own the
+//! data, and every domain event reaches sockets through Kafka and Redis.
 
 mod error;
 mod extract;
 pub mod http;
+pub mod realtime;
 mod state;
 
 use messenger_platform::{CancellationToken, Config};
@@ -22,6 +23,16 @@ pub async fn serve(
     // Metrics recorded before the recorder exists are lost: install it first.
     messenger_platform::telemetry::prometheus();
     let state = AppState::new(&config)?;
+    // Sockets and background tasks stop with the server, or when it fails.
+    let realtime_shutdown = shutdown.child_token();
+    let _stop_realtime = realtime_shutdown.clone().drop_guard();
+    if config.features.websocket_enabled {
+        state.set_realtime(realtime::Realtime::start(
+            &config,
+            &state,
+            realtime_shutdown,
+        ));
+    }
     let app = http::router(state, &config);
     use axum::serve::ListenerExt;
     // Small responses must not wait for the client's delayed ACK.

@@ -30,6 +30,8 @@ struct Inner {
     tokens: TokenKeys,
     redis: redis::Client,
     body_limit: usize,
+    /// Set once at startup when WebSocket delivery is enabled.
+    realtime: std::sync::OnceLock<Arc<crate::realtime::Realtime>>,
 }
 
 impl AppState {
@@ -57,6 +59,7 @@ impl AppState {
                 backends,
                 tokens: TokenKeys::from_config(&config.auth)?,
                 redis: redis::Client::open(config.redis.url())?,
+                realtime: std::sync::OnceLock::new(),
                 body_limit: config.server.body_limit_bytes,
             }),
         })
@@ -80,6 +83,14 @@ impl AppState {
 
     pub fn backends(&self) -> &[(&'static str, HealthClient<Channel>)] {
         &self.inner.backends
+    }
+
+    pub fn set_realtime(&self, realtime: Arc<crate::realtime::Realtime>) {
+        let _ = self.inner.realtime.set(realtime);
+    }
+
+    pub fn realtime(&self) -> Option<Arc<crate::realtime::Realtime>> {
+        self.inner.realtime.get().cloned()
     }
 
     pub fn redis(&self) -> &redis::Client {

@@ -22,6 +22,9 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 const FACTS_TTL_SECONDS: u64 = 120;
+/// Redis pub/sub channel announcing "this group's members, roles or
+/// channels changed" (payload: the group id) right after each commit.
+pub const CHANGES: &str = "groups:changed";
 /// Longer than any facts entry lives, so an expired generation never brings
 /// back entries stored under an older one.
 const GENERATION_TTL_SECONDS: u64 = 86_400;
@@ -121,18 +124,30 @@ impl AuthzCache {
 
     /// Makes every cached answer about `group` unreachable. Called after the
     /// change committed.
+    /// Replaces the group's generation and announces the change on
+    /// [`CHANGES`], in one round trip. Gateways listen there to re-check
+    /// the live subscriptions of the group's rooms at once.
     pub async fn invalidate(&self, group: Uuid) {
-        let key = format!("groups:gen:{group}");
-        if !self
-            .set(
-                key,
-                Uuid::new_v4().simple().to_string(),
-                GENERATION_TTL_SECONDS,
-            )
-            .await
-        {
+        let result: redis::RedisResult<()> = async {
+            let mut connection = self.connection().await?;
+            redis::pipe()
+                .cmd("SET")
+                .arg(format!("groups:gen:{group}"))
+                .arg(Uuid::new_v4().simple().to_string())
+                .arg("EX")
+                .arg(GENERATION_TTL_SECONDS)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(CHANGES)
+                .arg(group.to_string())
+                .ignore()
+                .query_async(&mut connection)
+                .await
+        }
+        .await;
+        if let Err(err) = result {
             // Entries expire within FACTS_TTL_SECONDS regardless.
-            tracing::error!(%group, "could not invalidate cached authorization answers");
+            tracing::error!(%group, error = %err, "could not invalidate cached authorization answers");
             metrics::counter!("groups_authz_invalidation_failures_total").increment(1);
         }
     }

@@ -10,4 +10,6 @@ mod helpers;
 mod inbox;
 mod messages;
 mod ops;
+mod realtime;
 mod users;
+mod ws;

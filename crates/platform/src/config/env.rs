@@ -37,6 +37,28 @@ const OVERRIDES: &[(&str, &str, Kind)] = &[
     ),
     ("KAFKA_ENABLED", "features.kafka_enabled", Kind::Scalar),
     (
+        "WS_HEARTBEAT_INTERVAL_MS",
+        "websocket.heartbeat_interval_ms",
+        Kind::Scalar,
+    ),
+    (
+        "WS_SEND_QUEUE_FRAMES",
+        "websocket.send_queue_frames",
+        Kind::Scalar,
+    ),
+    ("WS_ROOM_HISTORY", "websocket.room_history", Kind::Scalar),
+    (
+        "WS_TYPING_THROTTLE_MS",
+        "websocket.typing_throttle_ms",
+        Kind::Scalar,
+    ),
+    (
+        "WS_PRESENCE_TTL_MS",
+        "websocket.presence_ttl_ms",
+        Kind::Scalar,
+    ),
+    ("WS_CONSUMER_GROUP", "websocket.consumer_group", Kind::Text),
+    (
         "FILE_UPLOAD_ENABLED",
         "features.file_upload_enabled",
         Kind::Scalar,

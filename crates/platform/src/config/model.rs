@@ -32,6 +32,7 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub server: ServerConfig,
     pub features: Features,
+    pub websocket: WebSocketConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub kafka: KafkaConfig,
@@ -50,6 +51,25 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub cors_allowed_origins: String,
+}
+
+/// The gateway's realtime delivery (`/ws`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketConfig {
+    /// How often the server sends a heartbeat; a client that has not
+    /// answered two in a row is closed.
+    pub heartbeat_interval_ms: u64,
+    /// Frames queued for one connection before it is closed as too slow.
+    pub send_queue_frames: usize,
+    /// Frames kept per room for clients that resume after a disconnect.
+    pub room_history: usize,
+    /// Shortest gap between two typing notices of one user in one room.
+    pub typing_throttle_ms: u64,
+    /// A user is offline this long after their last connection's heartbeat.
+    pub presence_ttl_ms: u64,
+    /// Kafka consumer group shared by every gateway replica.
+    pub consumer_group: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -36,7 +36,7 @@ pub enum GroupKind {
 
 impl Role {
     /// `None` for "not a member".
-    fn from_pb(raw: i32) -> Option<Role> {
+    pub(crate) fn from_pb(raw: i32) -> Option<Role> {
         match pb::Role::try_from(raw).ok()? {
             pb::Role::Owner => Some(Role::Owner),
             pb::Role::Admin => Some(Role::Admin),

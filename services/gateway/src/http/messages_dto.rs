@@ -361,7 +361,7 @@ pub struct Notification {
 
 impl Notification {
     /// `None` for a kind this gateway cannot name.
-    fn from_pb(notification: pb::Notification) -> Option<Notification> {
+    pub(crate) fn from_pb(notification: pb::Notification) -> Option<Notification> {
         Some(Notification {
             kind: NotificationKind::from_pb(notification.kind)?,
             id: id(&notification.id),

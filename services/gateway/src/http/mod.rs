@@ -152,6 +152,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
             }),
         )
         .route("/metrics", get(health::metrics))
+        .route("/ws", get(crate::realtime::upgrade))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -1,0 +1,264 @@
+//! Realtime state in Redis: per-room sequence counters, bounded per-room
+//! logs for resume, the dedup set of fanned-out events, typing throttles
+//! and presence.
+
+use crate::realtime::rooms::Room;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Publishes an event's frames once: the first caller for an event id
+/// numbers each frame in its room, appends it to the room's log and
+/// publishes it; a repeat (Kafka redelivery) does nothing. A room's first
+/// number is the current Unix time × 1000, so numbers keep increasing even
+/// if Redis loses its data (clients then see a gap and resync), while
+/// staying below 10^14: Lua prints numbers with 14 significant digits.
+const PUBLISH: &str = r"
+if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) == false then return 0 end
+for i = 6, #ARGV, 3 do
+  local room = ARGV[i]
+  local counter = 'rt:seq:' .. room
+  local seq = redis.call('INCR', counter)
+  if seq == 1 then
+    seq = redis.call('INCRBY', counter, ARGV[5])
+  end
+  local frame = ARGV[i + 1] .. seq .. ARGV[i + 2]
+  local log = 'rt:log:' .. room
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], seq .. '-1', 'f', frame)
+  redis.call('EXPIRE', log, ARGV[4])
+  redis.call('PUBLISH', 'rt:room:' .. room, seq .. '\n' .. frame)
+end
+return 1
+";
+
+/// A connection comes online: returns 1 when it is the user's first live
+/// connection (the user just came online).
+const CONNECT: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local before = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+if before == 0 then return 1 else return 0 end
+";
+
+/// A connection ends: returns 1 when it was the user's last (the user
+/// went offline).
+const DISCONNECT: &str = r"
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// Claims users whose presence expired (their gateway died): returns the
+/// ids this caller removed from the online set.
+const SWEEP: &str = r"
+local gone = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 500)) do
+  local conns = 'rt:presence:' .. user
+  redis.call('ZREMRANGEBYSCORE', conns, '-inf', ARGV[1])
+  if redis.call('ZCARD', conns) == 0 then
+    if redis.call('ZREM', KEYS[1], user) == 1 then table.insert(gone, user) end
+  end
+end
+return gone
+";
+
+const ONLINE: &str = "rt:online";
+const DEDUP_TTL_SECONDS: u64 = 7 * 86_400;
+const LOG_TTL_SECONDS: u64 = 86_400;
+
+pub struct Store {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    publish: redis::Script,
+    connect: redis::Script,
+    disconnect: redis::Script,
+    sweep: redis::Script,
+    room_history: usize,
+}
+
+/// One frame to number and publish.
+pub struct Outgoing {
+    pub room: Room,
+    pub head: String,
+    pub tail: String,
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+impl Store {
+    pub fn new(client: redis::Client, room_history: usize) -> Self {
+        Store {
+            client,
+            connection: OnceCell::new(),
+            publish: redis::Script::new(PUBLISH),
+            connect: redis::Script::new(CONNECT),
+            disconnect: redis::Script::new(DISCONNECT),
+            sweep: redis::Script::new(SWEEP),
+            room_history,
+        }
+    }
+
+    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(1);
+        self.connection
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .await
+            .cloned()
+    }
+
+    /// Publishes the frames of one event, once per `event_id`.
+    pub async fn publish(&self, event_id: &str, frames: &[Outgoing]) -> redis::RedisResult<bool> {
+        let mut connection = self.connection().await?;
+        let mut invocation = self.publish.prepare_invoke();
+        invocation
+            .arg(format!("rt:evt:{event_id}"))
+            .arg(DEDUP_TTL_SECONDS)
+            .arg(self.room_history)
+            .arg(LOG_TTL_SECONDS)
+            .arg(now_ms() / 1000 * 1000);
+        for frame in frames {
+            invocation
+                .arg(frame.room.key())
+                .arg(&frame.head)
+                .arg(&frame.tail);
+        }
+        let published: i64 = invocation.invoke_async(&mut connection).await?;
+        Ok(published == 1)
+    }
+
+    /// The room's latest sequence number (0 before its first frame).
+    pub async fn current_seq(&self, room: Room) -> redis::RedisResult<u64> {
+        let mut connection = self.connection().await?;
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(format!("rt:seq:{}", room.key()))
+            .query_async(&mut connection)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Logged frames of `room` with `from <= seq <= to`, in order.
+    pub async fn replay(
+        &self,
+        room: Room,
+        from: u64,
+        to: Option<u64>,
+    ) -> redis::RedisResult<Vec<(u64, String)>> {
+        let mut connection = self.connection().await?;
+        let end = to
+            .map(|to| format!("{to}-1"))
+            .unwrap_or_else(|| "+".to_owned());
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(format!("rt:log:{}", room.key()))
+            .arg(format!("{from}-0"))
+            .arg(end)
+            .query_async(&mut connection)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, fields)| {
+                let seq = id.split('-').next()?.parse().ok()?;
+                let frame = fields.into_iter().find(|(name, _)| name == "f")?.1;
+                Some((seq, frame))
+            })
+            .collect())
+    }
+
+    /// Publishes a frame that is not numbered or logged (typing,
+    /// presence).
+    pub async fn publish_ephemeral(&self, room: Room, frame: &str) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        redis::cmd("PUBLISH")
+            .arg(room.pubsub_channel())
+            .arg(format!("0\n{frame}"))
+            .query_async(&mut connection)
+            .await
+    }
+
+    /// True at most once per `throttle` for a user typing in a room.
+    pub async fn typing_allowed(
+        &self,
+        room: Room,
+        user: uuid::Uuid,
+        throttle: Duration,
+    ) -> redis::RedisResult<bool> {
+        let mut connection = self.connection().await?;
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("rt:typing:{}:{user}", room.key()))
+            .arg("1")
+            .arg("PX")
+            .arg(throttle.as_millis().max(1) as u64)
+            .arg("NX")
+            .query_async(&mut connection)
+            .await?;
+        Ok(set.is_some())
+    }
+
+    /// Marks a connection alive until now + `ttl`; true when the user just
+    /// came online.
+    pub async fn connection_alive(
+        &self,
+        user: uuid::Uuid,
+        connection_id: &str,
+        ttl: Duration,
+    ) -> redis::RedisResult<bool> {
+        let mut connection = self.connection().await?;
+        let now = now_ms();
+        let came_online: i64 = self
+            .connect
+            .key(format!("rt:presence:{user}"))
+            .key(ONLINE)
+            .arg(now)
+            .arg(now + ttl.as_millis() as i64)
+            .arg(connection_id)
+            .arg(ttl.as_millis() as u64 * 2)
+            .arg(user.to_string())
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(came_online == 1)
+    }
+
+    /// Removes a closed connection; true when the user went offline.
+    pub async fn connection_closed(
+        &self,
+        user: uuid::Uuid,
+        connection_id: &str,
+    ) -> redis::RedisResult<bool> {
+        let mut connection = self.connection().await?;
+        let went_offline: i64 = self
+            .disconnect
+            .key(format!("rt:presence:{user}"))
+            .key(ONLINE)
+            .arg(now_ms())
+            .arg(connection_id)
+            .arg(user.to_string())
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(went_offline == 1)
+    }
+
+    /// Users whose every connection expired without saying goodbye.
+    pub async fn sweep_expired(&self) -> redis::RedisResult<Vec<uuid::Uuid>> {
+        let mut connection = self.connection().await?;
+        let gone: Vec<String> = self
+            .sweep
+            .key(ONLINE)
+            .arg(now_ms())
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(gone
+            .iter()
+            .filter_map(|user| uuid::Uuid::parse_str(user).ok())
+            .collect())
+    }
+}

@@ -302,3 +302,117 @@ async fn bad_tokens_bad_frames_and_silent_clients_are_handled() {
     assert_eq!(silent.close_code(Duration::from_secs(5)).await, Some(4009));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_not_buffered() {
+    let app = TestApp::spawn_with(|config| config.websocket.send_queue_frames = 8).await;
+    let ann = user(&app, "slow_ann").await;
+    let ben = user(&app, "slow_ben").await;
+    let cat = user(&app, "slow_cat").await;
+    let (group, channel) = group_with_channel(&app, &ann, "Firehose").await;
+    add_member(&app, &group, &ann, &ben, "member").await;
+    add_member(&app, &group, &ann, &cat, "member").await;
+    let (mut slow, _) = Ws::open(&app.base, &ben.token).await;
+    let (mut fast, _) = Ws::open(&app.base, &cat.token).await;
+    join(&mut slow, &channel).await;
+    join(&mut fast, &channel).await;
+    slow.answer_heartbeats = false;
+
+    // About 12 MB of frames: more than the socket buffers hold.
+    let total = 1500;
+    let big = "я".repeat(4000);
+    let reader = async {
+        let frames = fast.collect("new_message", total).await;
+        frames.len()
+    };
+    let sender = async {
+        for _ in 0..total {
+            let r = app
+                .call(
+                    Method::POST,
+                    format!("/api/v1/channels/{channel}/messages"),
+                    &ann.token,
+                    Some(json!({"content": big})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+        }
+    };
+    let (received, ()) = tokio::join!(reader, sender);
+    assert_eq!(received, total, "a reading client gets everything");
+
+    // The client that did not read was cut off instead of buffered.
+    let mut delivered = 0;
+    let code = loop {
+        match slow.next(Duration::from_secs(10)).await {
+            Next::Frame(frame) if frame["type"] == "new_message" => delivered += 1,
+            Next::Frame(_) => {}
+            Next::Closed(code) => break code,
+            Next::TimedOut => panic!("still open after {delivered} frames"),
+        }
+    };
+    assert!(delivered < total, "{delivered} frames, close {code:?}");
+    assert!(matches!(code, None | Some(4008)), "{code:?}");
+    fast.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_client_of_a_stopped_replica_resumes_on_another_without_loss() {
+    let app = TestApp::spawn().await;
+    let (other, stop_other) = second_gateway(&app).await;
+    let ann = user(&app, "fail_ann").await;
+    let ben = user(&app, "fail_ben").await;
+    let (group, channel) = group_with_channel(&app, &ann, "Failover").await;
+    add_member(&app, &group, &ann, &ben, "member").await;
+    let (mut ws, _) = Ws::open(&other, &ben.token).await;
+    join(&mut ws, &channel).await;
+
+    let texts: Vec<String> = (1..=30).map(|i| format!("flow {i}")).collect();
+    let mut received: Vec<Value> = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        send(&app, &ann, &channel, text).await;
+        if i == 9 {
+            // Take the first ten, then the replica goes away mid-flow.
+            received.extend(ws.collect("new_message", 10).await);
+            stop_other.cancel();
+        }
+    }
+    // The client notices, reconnects to the surviving replica and
+    // resumes from the last sequence number it saw.
+    loop {
+        match ws.next(Duration::from_secs(10)).await {
+            Next::Frame(frame) if frame["type"] == "new_message" => received.push(frame),
+            Next::Frame(_) => {}
+            Next::Closed(code) => {
+                assert!(matches!(code, None | Some(1001)), "{code:?}");
+                break;
+            }
+            Next::TimedOut => panic!("the stopped replica kept the socket open"),
+        }
+    }
+    let last = received.last().map(seq).expect("some frames");
+    let (mut ws, _) = Ws::open(&app.base, &ben.token).await;
+    ws.send("resume", json!({"rooms": {channel.clone(): last}}))
+        .await;
+    // Replayed frames, then `resumed`, then whatever the fan-out still
+    // had to deliver (it may be moving to this replica's consumer).
+    let mut resumed = None;
+    while received.len() < 30 || resumed.is_none() {
+        match ws.next(Duration::from_secs(30)).await {
+            Next::Frame(frame) if frame["type"] == "new_message" => received.push(frame),
+            Next::Frame(frame) if frame["type"] == "resumed" => resumed = Some(frame),
+            Next::Frame(_) => {}
+            other => panic!("after {} frames: {other:?}", received.len()),
+        }
+    }
+    assert_eq!(resumed.expect("resumed")["data"]["recovered"], true);
+    assert_eq!(
+        contents(&received),
+        texts,
+        "every message exactly once, in order"
+    );
+    ws.silent("new_message", Duration::from_millis(500)).await;
+    ws.close().await;
+    app.cleanup().await;
+}

@@ -10,7 +10,6 @@
 use crate::realtime::rooms::Room;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -37,7 +36,7 @@ pub enum Signal {
 
 struct Socket {
     tx: mpsc::Sender<Signal>,
-    overflowed: Arc<AtomicBool>,
+    overflow: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -90,8 +89,15 @@ impl Hub {
             .clone()
     }
 
-    pub fn add_socket(&self, id: u64, tx: mpsc::Sender<Signal>, overflowed: Arc<AtomicBool>) {
-        self.routes().sockets.insert(id, Socket { tx, overflowed });
+    /// Registers a socket's queue; `overflow` is notified when the queue
+    /// is full.
+    pub fn add_socket(
+        &self,
+        id: u64,
+        tx: mpsc::Sender<Signal>,
+        overflow: Arc<tokio::sync::Notify>,
+    ) {
+        self.routes().sockets.insert(id, Socket { tx, overflow });
         metrics::gauge!("ws_connections").increment(1.0);
     }
 
@@ -181,7 +187,8 @@ impl Hub {
             if let Some(socket) = routes.sockets.get(&id)
                 && socket.tx.try_send(make()).is_err()
             {
-                socket.overflowed.store(true, Ordering::Relaxed);
+                // Stored if the socket is not waiting right now.
+                socket.overflow.notify_one();
             }
         }
     }

@@ -16,7 +16,7 @@ use messenger_proto::groups::v1 as pb;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -25,6 +25,8 @@ use uuid::Uuid;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that takes longer means the client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A close frame a client does not read in this time is not waited for.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Typing notices expire on clients after this long.
 const TYPING_EXPIRES_MS: u64 = 5000;
 
@@ -45,6 +47,8 @@ struct Connection {
     realtime: Arc<Realtime>,
     app: AppState,
     sink: Sink,
+    /// Notified by the hub when this socket's queue overflowed.
+    overflow: Arc<tokio::sync::Notify>,
     rooms: HashMap<Room, Joined>,
     audience: Vec<Uuid>,
 }
@@ -89,8 +93,8 @@ pub async fn serve(
     };
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
-    let overflowed = Arc::new(AtomicBool::new(false));
-    realtime.hub.add_socket(id, tx, overflowed.clone());
+    let overflow = Arc::new(tokio::sync::Notify::new());
+    realtime.hub.add_socket(id, tx, overflow.clone());
     let mut connection = Connection {
         id,
         user: principal.user_id,
@@ -98,10 +102,11 @@ pub async fn serve(
         realtime: realtime.clone(),
         app,
         sink,
+        overflow,
         rooms: HashMap::new(),
         audience: Vec::new(),
     };
-    let closing = connection.run(stream, rx, &overflowed).await;
+    let closing = connection.run(stream, rx).await;
     realtime.hub.remove_socket(id).await;
     connection.went_away().await;
     if let Some(closing) = closing {
@@ -128,7 +133,7 @@ async fn say_goodbye(sink: &mut Sink, Closing(code, reason): Closing) -> Result<
         code,
         reason: reason.into(),
     };
-    tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame))))
+    tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(Message::Close(Some(frame))))
         .await
         .unwrap_or(Ok(()))
 }
@@ -151,7 +156,6 @@ impl Connection {
         &mut self,
         mut stream: SplitStream<WebSocket>,
         mut rx: mpsc::Receiver<Signal>,
-        overflowed: &AtomicBool,
     ) -> Option<Closing> {
         match self.start().await {
             Ok(()) => {}
@@ -163,14 +167,13 @@ impl Connection {
         let (mut sent_beats, mut answered_beats) = (0u64, 0u64);
         let shutdown = self.realtime.shutdown.clone();
         loop {
-            if overflowed.load(Ordering::Relaxed) {
-                return Some(Closing(close::SLOW_CONSUMER, "too many frames waiting"));
-            }
             let until_expiry = Duration::from_secs(
                 u64::try_from(self.expires_at - time::OffsetDateTime::now_utc().unix_timestamp())
                     .unwrap_or(0),
             );
+            let overflow = self.overflow.clone();
             let outcome = tokio::select! {
+                _ = overflow.notified() => Err(Closing(close::SLOW_CONSUMER, "too many frames waiting")),
                 _ = shutdown.cancelled() => Err(Closing(close::GOING_AWAY, "the gateway is restarting")),
                 _ = tokio::time::sleep(until_expiry) => {
                     Err(Closing(close::TOKEN_EXPIRED, "the access token expired; refresh it and reconnect"))

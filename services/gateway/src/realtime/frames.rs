@@ -59,6 +59,17 @@ pub const SERVER_FRAME_TYPES: &[&str] = &[
     "dm_opened",
 ];
 
+/// Every `type` a client may send.
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "auth",
+    "join_room",
+    "leave_room",
+    "typing",
+    "ping",
+    "pong",
+    "resume",
+];
+
 /// What a client may send.
 #[derive(Debug, PartialEq)]
 pub enum ClientFrame {
@@ -257,6 +268,40 @@ mod tests {
             );
         }
         assert!(ClientFrame::parse(&"x".repeat(MAX_CLIENT_FRAME + 1)).is_err());
+    }
+
+    /// docs/asyncapi.yaml describes every frame in both directions, and
+    /// nothing the code does not know.
+    #[test]
+    fn the_asyncapi_document_lists_every_frame() {
+        let doc = include_str!("../../../../docs/asyncapi.yaml");
+        for kind in SERVER_FRAME_TYPES.iter().chain(CLIENT_FRAME_TYPES) {
+            assert!(
+                doc.contains(&format!("\n      name: {kind}\n")),
+                "docs/asyncapi.yaml has no message named {kind}"
+            );
+            assert!(
+                doc.contains(&format!("#/channels/socket/messages/{kind}'")),
+                "docs/asyncapi.yaml's operations do not list {kind}"
+            );
+        }
+        let documented = doc.matches("#/components/messages/").count();
+        let kafka_messages = 4;
+        let known: std::collections::BTreeSet<&str> = SERVER_FRAME_TYPES
+            .iter()
+            .chain(CLIENT_FRAME_TYPES)
+            .copied()
+            .collect();
+        assert_eq!(
+            documented,
+            known.len() + kafka_messages,
+            "a frame is documented that the code does not send or accept"
+        );
+        for kind in CLIENT_FRAME_TYPES {
+            if *kind != "ping" {
+                assert!(ClientFrame::parse(&format!("{{\"type\":\"{kind}\"}}")).is_err());
+            }
+        }
     }
 
     #[test]

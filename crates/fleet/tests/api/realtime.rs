@@ -426,12 +426,22 @@ struct PrivateRedis {
 impl PrivateRedis {
     async fn start(port: u16) -> PrivateRedis {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server (Redis 7) on PATH");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -502,7 +512,10 @@ async fn redis_outage_keeps_rest_working_and_delivery_recovers() {
             other => panic!("after {seen:?}: {other:?}"),
         }
     }
-    let message = seen.iter().find(|f| f["type"] == "new_message").expect("frame");
+    let message = seen
+        .iter()
+        .find(|f| f["type"] == "new_message")
+        .expect("frame");
     assert_eq!(message["data"]["content"], "during");
     send(&app, &ann, &channel, "after").await;
     let after = ws.expect("new_message").await;

@@ -83,7 +83,12 @@ pub async fn upgrade(
         return crate::error::ApiError::not_found("WebSocket delivery is disabled on this server")
             .into_response();
     };
+    // Small buffers: an idle socket should cost kilobytes, not the 128 KiB
+    // read buffer the WebSocket library allocates by default.
     ws.protocols(["bearer"])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(frames::MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| socket::serve(socket, realtime, app, token))
 }

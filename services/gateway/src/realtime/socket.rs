@@ -27,6 +27,8 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A close frame a client does not read in this time is not waited for.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most queued signals written with one flush.
+const BATCH: usize = 64;
 /// Typing notices expire on clients after this long.
 const TYPING_EXPIRES_MS: u64 = 5000;
 
@@ -49,6 +51,8 @@ struct Connection {
     sink: Sink,
     /// Notified by the hub when this socket's queue overflowed.
     overflow: Arc<tokio::sync::Notify>,
+    /// While true, frames are buffered and flushed together.
+    batching: bool,
     rooms: HashMap<Room, Joined>,
     audience: Vec<Uuid>,
 }
@@ -103,6 +107,7 @@ pub async fn serve(
         app,
         sink,
         overflow,
+        batching: false,
         rooms: HashMap::new(),
         audience: Vec::new(),
     };
@@ -138,18 +143,69 @@ async fn say_goodbye(sink: &mut Sink, Closing(code, reason): Closing) -> Result<
         .unwrap_or(Ok(()))
 }
 
+/// Waits for a write, unless the hub reports an overflow first.
+async fn finish(
+    overflow: &tokio::sync::Notify,
+    write: impl std::future::Future<
+        Output = Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
+    >,
+) -> Result<(), Closing> {
+    tokio::select! {
+        written = write => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Closing(close::GOING_AWAY, "connection lost")),
+            Err(_) => Err(Closing(close::SLOW_CONSUMER, "the client stopped reading")),
+        },
+        _ = overflow.notified() => {
+            Err(Closing(close::SLOW_CONSUMER, "too many frames waiting"))
+        }
+    }
+}
+
 fn presence_key(socket: u64) -> String {
     format!("{}:{socket}", std::process::id())
 }
 
 impl Connection {
+    /// Writes one frame, or only queues it in the socket's buffer while a
+    /// batch of signals is handled (flushed once at the end). A client that
+    /// does not read blocks the write; if its queue overflows meanwhile, or
+    /// the write takes too long, the connection ends as too slow.
     async fn send(&mut self, text: &str) -> Result<(), Closing> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(Message::Text(text.into()))).await
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Closing(close::GOING_AWAY, "connection lost")),
-            Err(_) => Err(Closing(close::SLOW_CONSUMER, "the client stopped reading")),
+        let message = Message::Text(text.into());
+        let overflow = self.overflow.clone();
+        if self.batching {
+            let write = tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(message));
+            return finish(&overflow, write).await;
         }
+        let write = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message));
+        finish(&overflow, write).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Closing> {
+        let overflow = self.overflow.clone();
+        let write = tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush());
+        finish(&overflow, write).await
+    }
+
+    /// Handles a signal and whatever else is already queued (up to a
+    /// batch), with one flush: one write for many frames under load.
+    async fn on_signals(
+        &mut self,
+        first: Signal,
+        rx: &mut mpsc::Receiver<Signal>,
+    ) -> Result<(), Closing> {
+        self.batching = true;
+        let mut outcome = self.on_signal(first).await;
+        let mut handled = 1;
+        while outcome.is_ok() && handled < BATCH {
+            let Ok(next) = rx.try_recv() else { break };
+            outcome = self.on_signal(next).await;
+            handled += 1;
+        }
+        self.batching = false;
+        outcome?;
+        self.flush().await
     }
 
     async fn run(
@@ -185,7 +241,7 @@ impl Connection {
                     Some(Ok(_)) => Ok(()), // pings are answered by the socket itself
                 },
                 signal = rx.recv() => match signal {
-                    Some(signal) => self.on_signal(signal).await,
+                    Some(signal) => self.on_signals(signal, &mut rx).await,
                     None => return None,
                 },
                 _ = heartbeat.tick() => {

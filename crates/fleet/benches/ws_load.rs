@@ -3,16 +3,20 @@
 //! pub/sub to the same number of subscribers measured in the same run.
 //!
 //!     ./dev infra && cargo bench -p messenger-fleet --bench ws_load -- \
-//!         [--idle 10000] [--rooms 10] [--receivers 100] [--rate 1000] [--seconds 10]
+//!         [--idle 10000] [--rooms 10] [--receivers 100] [--rate 1000] \\
+//!         [--e2e-rate 50] [--seconds 10]
 //!
 //! The fleet runs as its own process (the `messenger` binary) so its
 //! resident memory can be read from /proc. Phases:
 //! 1. idle: open `--idle` authenticated sockets, wait until each got
 //!    `connected`, and compare the fleet's RSS before and after;
-//! 2. delivery: `--rooms` channels with `--receivers` sockets each; senders
-//!    post `--rate` messages/s through REST (open loop) for `--seconds`;
-//!    every receiver timestamps each `new_message` (the send time travels
-//!    in the content);
+//! 2. delivery: `--rooms` channels with `--receivers` sockets each; every
+//!    receiver timestamps each `new_message` (the send time travels in the
+//!    content). First end to end: `--e2e-rate` messages/s posted through
+//!    REST (open loop) for `--seconds`, through the outbox, the broker and
+//!    the fan-out. Then the gateway's fan-out stage alone: `--rate`
+//!    frames/s published into Redis by the fan-out's own code (numbered,
+//!    logged, published), relayed by the gateway to every receiver;
 //! 3. baseline: the same number of raw Redis subscribers on as many
 //!    channels, a publisher as fast as Redis takes it.
 
@@ -28,7 +32,10 @@ struct Args {
     idle: usize,
     rooms: usize,
     receivers: usize,
+    /// Messages/s published into Redis for the fan-out stage.
     rate: f64,
+    /// Messages/s sent through REST for the end-to-end run.
+    e2e_rate: f64,
     seconds: u64,
 }
 
@@ -38,6 +45,7 @@ fn args() -> Args {
         rooms: 10,
         receivers: 100,
         rate: 1000.0,
+        e2e_rate: 50.0,
         seconds: 10,
     };
     let raw: Vec<String> = std::env::args().collect();
@@ -48,6 +56,7 @@ fn args() -> Args {
             "--rooms" => parsed.rooms = value.parse().unwrap_or(parsed.rooms),
             "--receivers" => parsed.receivers = value.parse().unwrap_or(parsed.receivers),
             "--rate" => parsed.rate = value.parse().unwrap_or(parsed.rate),
+            "--e2e-rate" => parsed.e2e_rate = value.parse().unwrap_or(parsed.e2e_rate),
             "--seconds" => parsed.seconds = value.parse().unwrap_or(parsed.seconds),
             _ => {}
         }
@@ -220,18 +229,152 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(idle);
 
-    // Phase 2: delivery.
+    // Phase 2: delivery, end to end (REST → outbox → Kafka → fan-out →
+    // Redis → sockets), then the gateway's fan-out stage alone (frames
+    // published into Redis exactly as the fan-out does, at the full rate).
     eprintln!(
-        "delivery: {} rooms x {} receivers, {} messages/s for {} s",
+        "delivery end to end: {} rooms x {} receivers, {} messages/s for {} s",
+        args.rooms, args.receivers, args.e2e_rate, args.seconds
+    );
+    let e2e = deliver(
+        &fleet,
+        &http,
+        &members,
+        &channels,
+        &args,
+        Source::Rest(args.e2e_rate),
+    )
+    .await?;
+    eprintln!(
+        "delivery from Redis: {} rooms x {} receivers, {} messages/s for {} s",
         args.rooms, args.receivers, args.rate, args.seconds
     );
+    let store = messenger_gateway::realtime::store::Store::new(
+        redis::Client::open(env.config.redis.url())?,
+        1000,
+    );
+    let stage = deliver(
+        &fleet,
+        &http,
+        &members,
+        &channels,
+        &args,
+        Source::Redis(args.rate, &store),
+    )
+    .await?;
+
+    // Phase 3: raw Redis pub/sub baseline.
+    eprintln!(
+        "baseline: raw Redis pub/sub to {} subscribers",
+        args.rooms * args.receivers
+    );
+    let raw = redis_baseline(
+        &env.config.redis.url(),
+        args.rooms,
+        args.receivers,
+        (args.rate * args.seconds as f64) as usize,
+    )
+    .await?;
+
+    let total_sent = (args.rate * args.seconds as f64) as usize;
+    println!("| measurement | value |");
+    println!("|---|---|");
+    println!(
+        "| idle sockets | {} (fleet RSS {:.1} MiB → {:.1} MiB) |",
+        args.idle,
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    println!(
+        "| memory per idle socket | {:.1} KiB |",
+        per_socket / 1024.0
+    );
+    for (label, result) in [
+        ("end to end via REST and Kafka", &e2e),
+        ("fan-out stage from Redis", &stage),
+    ] {
+        println!(
+            "| {label}: messages | {} sent at {:.0}/s offered {:.0}/s, {} failed |",
+            result.sent, result.send_rate, result.offered, result.failed
+        );
+        println!(
+            "| {label}: deliveries | {} of {} expected, {:.0}/s |",
+            result.delivered, result.expected, result.per_second
+        );
+        println!(
+            "| {label}: send → deliver p50 / p95 / p99 | {} / {} / {} |",
+            result.percentile(0.5),
+            result.percentile(0.95),
+            result.percentile(0.99)
+        );
+    }
+    println!("| baseline: raw Redis pub/sub deliveries/s ({total_sent} messages) | {raw:.0}/s |");
+    println!(
+        "| fan-out stage deliveries/s as a share of raw Redis pub/sub | {:.0} % |",
+        100.0 * stage.per_second / raw
+    );
+    eprintln!("total {:.0?}", started.elapsed());
+    drop(fleet);
+    env.cleanup().await?;
+    Ok(())
+}
+
+/// The send time (µs since the epoch of this run) carried in a frame.
+fn sent_at(frame: &str) -> Option<u64> {
+    if !frame.contains("\"new_message\"") {
+        return None;
+    }
+    let start = frame.find("t=")? + 2;
+    let digits: String = frame[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+enum Source<'a> {
+    Rest(f64),
+    Redis(f64, &'a messenger_gateway::realtime::store::Store),
+}
+
+struct Delivered {
+    sent: usize,
+    failed: usize,
+    offered: f64,
+    send_rate: f64,
+    expected: u64,
+    delivered: usize,
+    per_second: f64,
+    latencies_us: Vec<u32>,
+}
+
+impl Delivered {
+    fn percentile(&self, q: f64) -> String {
+        let samples = &self.latencies_us;
+        samples
+            .get(((samples.len().max(1) - 1) as f64 * q).round() as usize)
+            .map(|us| format!("{:.1} ms", *us as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into())
+    }
+}
+
+/// Opens `receivers` sockets per channel, sends at the source's rate for
+/// `seconds`, and collects every receiver's latencies.
+async fn deliver(
+    fleet: &Fleet,
+    http: &reqwest::Client,
+    members: &[String],
+    channels: &[String],
+    args: &Args,
+    source: Source<'_>,
+) -> anyhow::Result<Delivered> {
     let epoch = Instant::now();
     let delivered = Arc::new(AtomicU64::new(0));
     let (latency_tx, mut latency_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u32>>();
     let stop = messenger_platform::CancellationToken::new();
     let mut readers = Vec::new();
-    for channel in &channels {
-        for token in &members {
+    for channel in channels {
+        for token in members {
             let mut socket = open(&fleet.base, token).await?;
             socket
                 .send(Message::Text(
@@ -272,27 +415,52 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(latency_tx);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let interval = Duration::from_secs_f64(1.0 / args.rate);
+    let rate = match source {
+        Source::Rest(rate) | Source::Redis(rate, _) => rate,
+    };
+    let interval = Duration::from_secs_f64(1.0 / rate);
     let sending = Instant::now();
+    let total = (rate * args.seconds as f64) as usize;
+    let mut failed = 0;
     let mut sends = Vec::new();
-    let total = (args.rate * args.seconds as f64) as usize;
     for i in 0..total {
         tokio::time::sleep_until((sending + interval.mul_f64(i as f64)).into()).await;
-        let (http, base) = (http.clone(), fleet.base.clone());
-        let token = members[i % members.len()].clone();
         let channel = channels[i % channels.len()].clone();
-        sends.push(tokio::spawn(async move {
-            let content = format!("t={} load message", epoch.elapsed().as_micros());
-            http.post(format!("{base}/api/v1/channels/{channel}/messages"))
-                .bearer_auth(token)
-                .json(&json!({"content": content}))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .is_ok()
-        }));
+        let content = format!("t={} load message", epoch.elapsed().as_micros());
+        match &source {
+            Source::Rest(_) => {
+                let (http, base) = (http.clone(), fleet.base.clone());
+                let token = members[i % members.len()].clone();
+                sends.push(tokio::spawn(async move {
+                    http.post(format!("{base}/api/v1/channels/{channel}/messages"))
+                        .bearer_auth(token)
+                        .json(&json!({"content": content}))
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                        .is_ok()
+                }));
+            }
+            Source::Redis(_, store) => {
+                let room = messenger_gateway::realtime::rooms::Room::Conversation(channel.parse()?);
+                let data =
+                    json!({"id": uuid::Uuid::now_v7(), "channel_id": channel, "content": content});
+                let (head, tail) = messenger_gateway::realtime::frames::sequenced_parts(
+                    "new_message",
+                    &channel,
+                    &data,
+                );
+                let frame = messenger_gateway::realtime::store::Outgoing { room, head, tail };
+                if store
+                    .publish(&uuid::Uuid::now_v7().to_string(), &[frame])
+                    .await
+                    .is_err()
+                {
+                    failed += 1;
+                }
+            }
+        }
     }
-    let mut failed = 0;
     for send in sends {
         if !send.await.unwrap_or(false) {
             failed += 1;
@@ -300,87 +468,30 @@ async fn main() -> anyhow::Result<()> {
     }
     let send_elapsed = sending.elapsed();
     let expected = (total - failed) as u64 * args.receivers as u64;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let delivery_elapsed = sending.elapsed();
+    let elapsed = sending.elapsed();
     stop.cancel();
-    let mut latencies = Vec::new();
+    let mut latencies_us = Vec::new();
     while let Some(batch) = latency_rx.recv().await {
-        latencies.extend(batch);
+        latencies_us.extend(batch);
     }
     for reader in readers {
         let _ = reader.await;
     }
-    latencies.sort_unstable();
-    let delivered = latencies.len() as f64;
-    let deliveries_per_s = delivered / delivery_elapsed.as_secs_f64();
-
-    // Phase 3: raw Redis pub/sub baseline.
-    eprintln!(
-        "baseline: raw Redis pub/sub to {} subscribers",
-        args.rooms * args.receivers
-    );
-    let raw = redis_baseline(&env.config.redis.url(), args.rooms, args.receivers, total).await?;
-
-    let pct = |q: f64| {
-        latencies
-            .get(((latencies.len().max(1) - 1) as f64 * q).round() as usize)
-            .map(|us| format!("{:.1} ms", *us as f64 / 1000.0))
-            .unwrap_or_else(|| "-".into())
-    };
-    println!("| measurement | value |");
-    println!("|---|---|");
-    println!(
-        "| idle sockets | {} (fleet RSS {:.1} MiB → {:.1} MiB) |",
-        args.idle,
-        before as f64 / 1048576.0,
-        after as f64 / 1048576.0
-    );
-    println!(
-        "| memory per idle socket | {:.1} KiB |",
-        per_socket / 1024.0
-    );
-    println!(
-        "| sends (REST) | {} in {:.1} s = {:.0}/s offered {:.0}/s, {failed} failed |",
-        total,
-        send_elapsed.as_secs_f64(),
-        total as f64 / send_elapsed.as_secs_f64(),
-        args.rate
-    );
-    println!(
-        "| deliveries | {:.0} of {expected} expected, {:.0}/s |",
-        delivered, deliveries_per_s
-    );
-    println!(
-        "| send → deliver p50 / p95 / p99 | {} / {} / {} |",
-        pct(0.5),
-        pct(0.95),
-        pct(0.99)
-    );
-    println!("| baseline: raw Redis pub/sub deliveries/s | {raw:.0}/s |");
-    println!(
-        "| deliveries/s as a share of raw Redis pub/sub | {:.0} % |",
-        100.0 * deliveries_per_s / raw
-    );
-    eprintln!("total {:.0?}", started.elapsed());
-    drop(fleet);
-    env.cleanup().await?;
-    Ok(())
-}
-
-/// The send time (µs since the epoch of this run) carried in a frame.
-fn sent_at(frame: &str) -> Option<u64> {
-    if !frame.contains("\"new_message\"") {
-        return None;
-    }
-    let start = frame.find("t=")? + 2;
-    let digits: String = frame[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    latencies_us.sort_unstable();
+    Ok(Delivered {
+        sent: total,
+        failed,
+        offered: rate,
+        send_rate: total as f64 / send_elapsed.as_secs_f64(),
+        expected,
+        delivered: latencies_us.len(),
+        per_second: latencies_us.len() as f64 / elapsed.as_secs_f64(),
+        latencies_us,
+    })
 }
 
 /// Deliveries/s of plain Redis pub/sub: `rooms` channels with `receivers`

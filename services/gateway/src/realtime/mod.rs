@@ -7,7 +7,7 @@ mod hub;
 mod presence;
 pub mod rooms;
 mod socket;
-mod store;
+pub mod store;
 mod translate;
 
 use crate::state::AppState;

@@ -162,6 +162,12 @@ async fn finish(
     }
 }
 
+/// When a token expiring at `expires_at` (Unix seconds) runs out.
+fn deadline(expires_at: i64) -> tokio::time::Instant {
+    let left = expires_at - time::OffsetDateTime::now_utc().unix_timestamp();
+    tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
+}
+
 fn presence_key(socket: u64) -> String {
     format!("{}:{socket}", std::process::id())
 }
@@ -175,7 +181,9 @@ impl Connection {
         let message = Message::Text(text.into());
         let overflow = self.overflow.clone();
         if self.batching {
-            let write = tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(message));
+            // No timer per buffered frame: the flush that ends the batch
+            // carries the timeout.
+            let write = async { Ok(self.sink.feed(message).await) };
             return finish(&overflow, write).await;
         }
         let write = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message));
@@ -221,17 +229,23 @@ impl Connection {
         let period = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let (mut sent_beats, mut answered_beats) = (0u64, 0u64);
-        let shutdown = self.realtime.shutdown.clone();
+        // Created once: re-creating timers and cancellation waiters on
+        // every frame would cost more than delivering it.
+        let cancelled = self.realtime.shutdown.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        let mut expires_at = self.expires_at;
+        let expiry = tokio::time::sleep_until(deadline(expires_at));
+        tokio::pin!(expiry);
         loop {
-            let until_expiry = Duration::from_secs(
-                u64::try_from(self.expires_at - time::OffsetDateTime::now_utc().unix_timestamp())
-                    .unwrap_or(0),
-            );
+            if self.expires_at != expires_at {
+                expires_at = self.expires_at;
+                expiry.as_mut().reset(deadline(expires_at));
+            }
             let overflow = self.overflow.clone();
             let outcome = tokio::select! {
                 _ = overflow.notified() => Err(Closing(close::SLOW_CONSUMER, "too many frames waiting")),
-                _ = shutdown.cancelled() => Err(Closing(close::GOING_AWAY, "the gateway is restarting")),
-                _ = tokio::time::sleep(until_expiry) => {
+                _ = &mut cancelled => Err(Closing(close::GOING_AWAY, "the gateway is restarting")),
+                _ = &mut expiry => {
                     Err(Closing(close::TOKEN_EXPIRED, "the access token expired; refresh it and reconnect"))
                 }
                 incoming = stream.next() => match incoming {

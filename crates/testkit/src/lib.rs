@@ -41,6 +41,8 @@ impl TestEnv {
         config.passwords.memory_kib = 8 * 1024;
         config.passwords.iterations = 1;
         config.vault.addr = String::new();
+        let media_dir = std::env::temp_dir().join(format!("messenger-media-{id}"));
+        config.media.storage_url = format!("file://{}", media_dir.display());
         Ok(TestEnv { config, database })
     }
 
@@ -71,12 +73,24 @@ impl TestEnv {
     /// produce request still in flight to a deleted topic panics tansu's
     /// storage, and librdkafka crashes when a topic it fetches disappears.
     pub async fn cleanup(self) -> anyhow::Result<()> {
+        if let Some(dir) = self.media_dir() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let mut admin = admin_connection(&self.config).await?;
         admin
             .execute(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database).as_str())
             .await?;
         admin.close().await?;
         Ok(())
+    }
+
+    /// This environment's own media storage directory.
+    pub fn media_dir(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .media
+            .storage_url
+            .strip_prefix("file://")
+            .map(std::path::PathBuf::from)
     }
 
     /// A pool on the test database scoped to one service schema, for

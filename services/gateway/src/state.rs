@@ -4,6 +4,7 @@ use messenger_platform::Config;
 use messenger_platform::auth::TokenKeys;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
+use messenger_proto::media::v1::media_service_client::MediaServiceClient;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::future::Future;
@@ -16,6 +17,49 @@ use tonic_health::pb::health_client::HealthClient;
 pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
+pub type MediaClient = MediaServiceClient<InterceptedService<Channel, TracePropagation>>;
+
+/// Slowest upload the gateway waits for, in bytes per second: the largest
+/// allowed file must get through at this rate.
+const MIN_UPLOAD_RATE: u64 = 64 * 1024;
+
+/// What the media routes need from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct MediaLimits {
+    pub uploads_enabled: bool,
+    pub max_image_bytes: u64,
+    pub max_file_bytes: u64,
+    /// Limit of one media call other than an upload (`grpc.timeout_ms`).
+    pub call_timeout: Duration,
+    /// Longest a client may go without sending upload bytes.
+    pub upload_idle_timeout: Duration,
+    /// Longest an upload may take in all, the service's answer included:
+    /// the largest allowed file at [`MIN_UPLOAD_RATE`] plus the usual
+    /// request time.
+    pub upload_timeout: Duration,
+}
+
+impl MediaLimits {
+    pub fn from_config(config: &Config) -> Self {
+        let request = Duration::from_millis(config.server.request_timeout_ms);
+        let max_image_bytes = config.media.max_image_bytes;
+        let max_file_bytes = config.media.max_file_bytes;
+        let transfer = max_image_bytes.max(max_file_bytes) / MIN_UPLOAD_RATE;
+        MediaLimits {
+            uploads_enabled: config.features.file_upload_enabled,
+            max_image_bytes,
+            max_file_bytes,
+            call_timeout: Duration::from_millis(config.grpc.timeout_ms),
+            upload_idle_timeout: request,
+            upload_timeout: request.saturating_add(Duration::from_secs(transfer)),
+        }
+    }
+
+    /// The largest upload of any type.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_image_bytes.max(self.max_file_bytes)
+    }
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +70,8 @@ struct Inner {
     users: UsersClient,
     groups: GroupsClient,
     messages: MessagesClient,
+    media: MediaClient,
+    media_limits: MediaLimits,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
     tokens: TokenKeys,
     redis: redis::Client,
@@ -42,20 +88,26 @@ impl AppState {
         // health check, so readiness reflects the channel requests use.
         let groups = lazy_channel(&config.grpc.groups.url, timeout)?;
         let messages = lazy_channel(&config.grpc.messages.url, timeout)?;
+        // A channel's timeout bounds every call until its answer, and an
+        // upload is answered only once the whole file went through: the
+        // media channel allows a whole upload, and the other media calls
+        // bound themselves by `media_limits.call_timeout`. (Health checks
+        // carry their own timeout.)
+        let media_limits = MediaLimits::from_config(config);
+        let media = lazy_channel(&config.grpc.media.url, media_limits.upload_timeout)?;
         let backends = vec![
             ("users", HealthClient::new(users.clone())),
             ("groups", HealthClient::new(groups.clone())),
             ("messages", HealthClient::new(messages.clone())),
-            (
-                "media",
-                HealthClient::new(lazy_channel(&config.grpc.media.url, timeout)?),
-            ),
+            ("media", HealthClient::new(media.clone())),
         ];
         Ok(AppState {
             inner: Arc::new(Inner {
                 users: UsersServiceClient::with_interceptor(users, TracePropagation),
                 groups: GroupsServiceClient::with_interceptor(groups, TracePropagation),
                 messages: MessagesServiceClient::with_interceptor(messages, TracePropagation),
+                media: MediaServiceClient::with_interceptor(media, TracePropagation),
+                media_limits,
                 backends,
                 tokens: TokenKeys::from_config(&config.auth)?,
                 redis: redis::Client::open(config.redis.url())?,
@@ -75,6 +127,14 @@ impl AppState {
 
     pub fn messages(&self) -> MessagesClient {
         self.inner.messages.clone()
+    }
+
+    pub fn media(&self) -> MediaClient {
+        self.inner.media.clone()
+    }
+
+    pub fn media_limits(&self) -> &MediaLimits {
+        &self.inner.media_limits
     }
 
     pub fn tokens(&self) -> &TokenKeys {

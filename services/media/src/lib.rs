@@ -1,30 +1,31 @@
-//! The media service. Its domain arrives with its own issue; today it owns
-//! the `media` schema (with its outbox), answers gRPC health checks and
-//! `Info`, and relays its outbox to `media.events.v1`.
+//! The media service: uploads streamed to object storage (deduplicated by
+//! content), type detection by magic bytes, image processing by a worker
+//! consuming `media.events.v1`, and authorized ranged downloads.
+
+mod convert;
+mod detect;
+mod error;
+pub mod events;
+mod grpc;
+mod media;
+mod process;
+mod repo;
+mod storage;
+mod worker;
 
 use messenger_platform::backend::Backend;
+use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
-use messenger_proto::media::v1::media_service_server::{MediaService, MediaServiceServer};
-use messenger_proto::media::v1::{InfoRequest, InfoResponse};
+use messenger_proto::media::v1::media_service_server::MediaServiceServer;
+use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use sqlx::migrate::Migrator;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+
+pub use events::TOPIC;
 
 pub const SCHEMA: &str = "media";
-pub const TOPIC: &str = "media.events.v1";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/media");
-
-struct MediaGrpc;
-
-#[tonic::async_trait]
-impl MediaService for MediaGrpc {
-    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(InfoResponse {
-            service: SCHEMA.to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        }))
-    }
-}
 
 /// Runs the service on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -32,15 +33,36 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let storage = storage::Storage::from_url(&config.media.storage_url)?;
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let timeout = Duration::from_millis(config.grpc.timeout_ms);
+    let media = media::Media {
+        pool: backend.pool.clone(),
+        storage,
+        limits: config.media.clone(),
+        messages: MessagesServiceClient::with_interceptor(
+            lazy_channel(&config.grpc.messages.url, timeout)?,
+            TracePropagation,
+        ),
+    };
+    let worker = config.features.kafka_enabled.then(|| {
+        tokio::spawn(worker::run(
+            config.clone(),
+            media.clone(),
+            backend.shutdown.clone(),
+        ))
+    });
     let (reporter, health) = rpc::health();
     reporter
-        .set_serving::<MediaServiceServer<MediaGrpc>>()
+        .set_serving::<MediaServiceServer<grpc::MediaGrpc>>()
         .await;
     let router = rpc::server()
         .add_service(health)
-        .add_service(MediaServiceServer::new(MediaGrpc));
+        .add_service(MediaServiceServer::new(grpc::MediaGrpc { media }));
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     backend.stop().await;
     served
 }

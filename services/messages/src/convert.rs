@@ -44,6 +44,21 @@ pub fn message(row: MessageRow, reactions: Vec<pb::ReactionCount>) -> pb::Messag
         created_at: Some(timestamp(row.created_at)),
         edited_at: row.edited_at.map(timestamp),
         deleted_at: row.deleted_at.map(timestamp),
+        attachments: row
+            .attachment_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| pb::Attachment {
+                media_id: id.to_string(),
+                filename: row.attachment_names.get(i).cloned().unwrap_or_default(),
+                content_type: row.attachment_types.get(i).cloned().unwrap_or_default(),
+                size: row
+                    .attachment_sizes
+                    .get(i)
+                    .and_then(|size| u64::try_from(*size).ok())
+                    .unwrap_or(0),
+            })
+            .collect(),
         client_id: row.client_id.unwrap_or_default(),
     }
 }

@@ -322,6 +322,22 @@ impl MessagesService for MessagesGrpc {
         Ok(Response::new(()))
     }
 
+    async fn media_access(
+        &self,
+        request: Request<pb::MediaAccessRequest>,
+    ) -> Reply<pb::MediaAccessResponse> {
+        let r = request.into_inner();
+        let allowed = self
+            .messages
+            .media_access(
+                UserId::parse(&r.user_id, "user_id")?,
+                Uuid::parse_str(&r.media_id)
+                    .map_err(|_| Error::invalid("media_id", "must be a UUID"))?,
+            )
+            .await?;
+        Ok(Response::new(pb::MediaAccessResponse { allowed }))
+    }
+
     async fn search_messages(
         &self,
         request: Request<pb::SearchMessagesRequest>,

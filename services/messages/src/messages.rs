@@ -321,3 +321,24 @@ fn not_found_as_message(err: Error) -> Error {
         other => other,
     }
 }
+
+impl Messages {
+    /// May `user` read a conversation where `media` is attached?
+    pub async fn media_access(&self, user: UserId, media: Uuid) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let channels = repo::channels_with_media(&mut conn, media).await?;
+        drop(conn);
+        for channel in channels {
+            match self
+                .peers
+                .authorize(user, channel, Action::ReadMessages, None)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(Error::NotFound(_) | Error::PermissionDenied(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(false)
+    }
+}

@@ -7,6 +7,8 @@ use messenger_platform::Config;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_proto::groups::v1 as groups_pb;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
+use messenger_proto::media::v1 as media_pb;
+use messenger_proto::media::v1::media_service_client::MediaServiceClient;
 use messenger_proto::users::v1 as users_pb;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::time::Duration;
@@ -18,11 +20,13 @@ pub use groups_pb::Action;
 
 type Groups = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
 type Users = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
+type MediaFiles = MediaServiceClient<InterceptedService<Channel, TracePropagation>>;
 
 #[derive(Clone)]
 pub struct Peers {
     groups: Groups,
     users: Users,
+    media: MediaFiles,
 }
 
 /// What an allowed check tells about the conversation.
@@ -50,6 +54,10 @@ impl Peers {
             ),
             users: UsersServiceClient::with_interceptor(
                 lazy_channel(&config.grpc.users.url, timeout)?,
+                TracePropagation,
+            ),
+            media: MediaServiceClient::with_interceptor(
+                lazy_channel(&config.grpc.media.url, timeout)?,
                 TracePropagation,
             ),
         })
@@ -194,6 +202,52 @@ impl Peers {
             .users
             .iter()
             .map(|user| parse_uuid(&user.id))
+            .collect()
+    }
+}
+
+impl Peers {
+    /// The files `owner` attaches, as the media service describes them;
+    /// refused unless each exists, is theirs and did not fail processing.
+    pub async fn attachable(
+        &self,
+        owner: UserId,
+        media: &[Uuid],
+    ) -> Result<Vec<crate::repo::NewAttachment>> {
+        let answer = self
+            .media
+            .clone()
+            .check_attachable(media_pb::CheckAttachableRequest {
+                owner_id: owner.to_string(),
+                media_ids: media.iter().map(Uuid::to_string).collect(),
+            })
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer.into_inner(),
+            Err(status) => {
+                return Err(match status.code() {
+                    tonic::Code::NotFound => Error::invalid("attachments", "no such media"),
+                    tonic::Code::PermissionDenied => {
+                        Error::denied("you can only attach files you uploaded")
+                    }
+                    tonic::Code::Aborted | tonic::Code::FailedPrecondition => {
+                        Error::conflict(status.message().to_owned())
+                    }
+                    _ => Error::Dependency(status),
+                });
+            }
+        };
+        answer
+            .media
+            .into_iter()
+            .map(|file| {
+                Ok(crate::repo::NewAttachment {
+                    media_id: parse_uuid(&file.id)?,
+                    filename: file.filename,
+                    content_type: file.content_type,
+                    size: i64::try_from(file.size).unwrap_or(i64::MAX),
+                })
+            })
             .collect()
     }
 }

@@ -53,15 +53,6 @@ impl Messages {
                 format!("at most {MAX_ATTACHMENTS} per message"),
             ));
         }
-        if !input.attachments.is_empty() {
-            // Attachments need the media service to vouch for each file
-            // (it exists, belongs to the sender); until it can, refuse them
-            // rather than store references nobody checked.
-            return Err(Error::invalid(
-                "attachments",
-                "file attachments are not available on this server yet",
-            ));
-        }
         let channel = match (input.channel, input.group) {
             (Some(channel), _) => channel,
             (None, Some(group)) => self.peers.default_channel(author, group).await?,
@@ -94,6 +85,11 @@ impl Messages {
             None => None,
         };
         drop(conn);
+        let attachments = if input.attachments.is_empty() {
+            Vec::new()
+        } else {
+            self.peers.attachable(author, &input.attachments).await?
+        };
         let recipients = self
             .recipients(author, access, &input.content, replied.as_ref())
             .await?;
@@ -139,7 +135,7 @@ impl Messages {
             },
         )
         .await?;
-        repo::insert_attachments(&mut tx, id, &input.attachments).await?;
+        repo::insert_attachments(&mut tx, id, &attachments).await?;
         // Your own message is read by you: it never counts as unread.
         repo::advance(&mut tx, channel.0, author.0, seq, id).await?;
         let message = repo::message(&mut tx, id)

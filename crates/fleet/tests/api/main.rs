@@ -8,6 +8,7 @@ mod events;
 mod groups;
 mod helpers;
 mod inbox;
+mod media;
 mod messages;
 mod ops;
 mod realtime;

@@ -115,6 +115,11 @@ async fn openapi_document_lists_every_route() {
         ("/api/v1/notifications", "get"),
         ("/api/v1/notifications/read", "post"),
         ("/api/v1/search/messages", "get"),
+        ("/api/v1/media", "post"),
+        ("/api/v1/media/{id}", "get"),
+        ("/api/v1/media/{id}", "delete"),
+        ("/api/v1/media/{id}/info", "get"),
+        ("/api/v1/media/{id}/thumbnail", "get"),
     ];
     for (path, method) in expected {
         assert!(

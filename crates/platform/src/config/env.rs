@@ -36,6 +36,18 @@ const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Scalar,
     ),
     ("KAFKA_ENABLED", "features.kafka_enabled", Kind::Scalar),
+    ("MEDIA_STORAGE_URL", "media.storage_url", Kind::Text),
+    (
+        "MEDIA_MAX_IMAGE_BYTES",
+        "media.max_image_bytes",
+        Kind::Scalar,
+    ),
+    ("MEDIA_MAX_FILE_BYTES", "media.max_file_bytes", Kind::Scalar),
+    (
+        "MEDIA_MAX_IMAGE_PIXELS",
+        "media.max_image_pixels",
+        Kind::Scalar,
+    ),
     (
         "WS_HEARTBEAT_INTERVAL_MS",
         "websocket.heartbeat_interval_ms",

@@ -33,6 +33,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub features: Features,
     pub websocket: WebSocketConfig,
+    pub media: MediaConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub kafka: KafkaConfig,
@@ -51,6 +52,23 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub cors_allowed_origins: String,
+}
+
+/// Uploads and their storage (media service; limits also in the gateway).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Where files live: `file:///path` (a local directory, created if
+    /// missing) or `s3://bucket/prefix` (credentials and endpoint from the
+    /// standard `AWS_*` variables).
+    pub storage_url: String,
+    /// Largest image upload in bytes.
+    pub max_image_bytes: u64,
+    /// Largest upload of any other allowed type in bytes.
+    pub max_file_bytes: u64,
+    /// Largest image in pixels (width × height); larger ones are refused
+    /// as decompression bombs.
+    pub max_image_pixels: u64,
 }
 
 /// The gateway's realtime delivery (`/ws`).

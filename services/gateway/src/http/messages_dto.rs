@@ -139,8 +139,8 @@ pub struct Message {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_reply_at: Option<OffsetDateTime>,
-    /// Media ids.
-    pub attachments: Vec<Uuid>,
+    /// Attached files, in the order they were sent.
+    pub attachments: Vec<Attachment>,
     /// Users mentioned in the content.
     pub mentions: Vec<Uuid>,
     pub reactions: Vec<Reaction>,
@@ -171,7 +171,16 @@ impl From<pb::Message> for Message {
             thread_root_id: optional_id(&message.thread_root_id),
             reply_count: message.reply_count,
             last_reply_at: optional_timestamp(message.last_reply_at),
-            attachments: ids(&message.attachment_ids),
+            attachments: message
+                .attachments
+                .iter()
+                .map(|a| Attachment {
+                    media_id: id(&a.media_id),
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                })
+                .collect(),
             mentions: ids(&message.mention_ids),
             reactions: message
                 .reactions
@@ -336,6 +345,16 @@ impl From<pb::UnreadList> for UnreadList {
                 .collect(),
         }
     }
+}
+
+/// A file attached to a message, as it was when the message was sent;
+/// download it from `/api/v1/media/{media_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct Attachment {
+    pub media_id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
 }
 
 /// Something that happened for you: a mention, a reply, a direct message.

@@ -1,22 +1,38 @@
 //! The layers every request passes through, outermost first.
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method};
-use axum::middleware::{Next, from_fn};
-use axum::response::Response;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use messenger_platform::Config;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn apply(router: Router, config: &Config) -> Router {
+/// The route whose request body may take long to arrive.
+const UPLOAD_PATH: &str = "/api/v1/media";
+
+/// How long a request may take until its response starts (a response
+/// body, e.g. a download, is not timed).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    /// Uploads: a large file at a slow rate. The upload route also fails
+    /// one that stalls for `request`.
+    upload: Duration,
+}
+
+pub fn apply(router: Router, config: &Config, upload_timeout: Duration) -> Router {
+    let timeouts = Timeouts {
+        request: Duration::from_millis(config.server.request_timeout_ms),
+        upload: upload_timeout,
+    };
     router.layer(
         ServiceBuilder::new()
             // A request id on every request (kept if the client sent one) and
@@ -32,11 +48,21 @@ pub fn apply(router: Router, config: &Config) -> Router {
                 HeaderValue::from_static("nosniff"),
             ))
             // Bounds the time a slow client or backend can hold a request.
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                Duration::from_millis(config.server.request_timeout_ms),
-            )),
+            .layer(from_fn_with_state(timeouts, limit_time)),
     )
+}
+
+/// Like `tower_http`'s `TimeoutLayer` (408, empty body), with a longer
+/// limit for uploads.
+async fn limit_time(State(timeouts): State<Timeouts>, request: Request, next: Next) -> Response {
+    let limit = if request.method() == Method::POST && request.uri().path() == UPLOAD_PATH {
+        timeouts.upload
+    } else {
+        timeouts.request
+    };
+    tokio::time::timeout(limit, next.run(request))
+        .await
+        .unwrap_or_else(|_| StatusCode::REQUEST_TIMEOUT.into_response())
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -10,6 +10,10 @@ pub mod groups_dto;
 pub mod groups_requests;
 mod health;
 mod history;
+mod media;
+mod media_download;
+pub mod media_dto;
+mod media_headers;
 mod members;
 mod messages;
 pub mod messages_dto;
@@ -43,6 +47,7 @@ use utoipa_axum::routes;
         (name = "channels", description = "Channels of a group and their members"),
         (name = "direct", description = "Direct conversations"),
         (name = "messages", description = "Messages, threads, reactions and read positions"),
+        (name = "media", description = "Uploading and downloading files"),
         (name = "notifications", description = "Mentions, replies and direct messages for you"),
         (name = "search", description = "Full-text search"),
         (name = "ops", description = "Health and readiness"),
@@ -124,6 +129,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_notifications_read))
         .routes(routes!(history::search_messages))
+        .routes(routes!(media::upload_media))
+        .routes(routes!(media_download::download_media, media::delete_media))
+        .routes(routes!(media::get_media))
+        .routes(routes!(media_download::download_thumbnail))
         .routes(routes!(health::health))
         .routes(routes!(health::ready));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -138,6 +147,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     // Rendered once: the document is fixed for the life of the process.
     let doc: axum::body::Bytes = serde_json::to_vec(&doc).unwrap_or_default().into();
     let body_limit = state.body_limit();
+    let upload_timeout = state.media_limits().upload_timeout;
     let app = api
         .route(
             "/api/v1/openapi.json",
@@ -161,7 +171,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 "method not allowed on this route",
             )
         })
+        // Only extractors that read the body whole (JSON, bytes) are held to
+        // this; the upload route streams its raw `Body` and checks sizes
+        // itself.
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state);
-    middleware::apply(app, config)
+    middleware::apply(app, config, upload_timeout)
 }

@@ -23,6 +23,9 @@ pub struct MessageRow {
     pub edited_at: Option<OffsetDateTime>,
     pub deleted_at: Option<OffsetDateTime>,
     pub attachment_ids: Vec<Uuid>,
+    pub attachment_names: Vec<String>,
+    pub attachment_types: Vec<String>,
+    pub attachment_sizes: Vec<i64>,
 }
 
 /// `SELECT <message> FROM messages m WHERE ...`.
@@ -34,7 +37,13 @@ macro_rules! select_messages {
                       m.reply_to, m.thread_root_id, m.reply_count, m.last_reply_at,
                       m.mention_ids, m.client_id, m.created_at, m.edited_at, m.deleted_at,
                       ARRAY(SELECT a.media_id FROM message_attachments a
-                            WHERE a.message_id = m.id ORDER BY a.position) AS "attachment_ids!"
+                            WHERE a.message_id = m.id ORDER BY a.position) AS "attachment_ids!",
+                      ARRAY(SELECT a.filename FROM message_attachments a
+                            WHERE a.message_id = m.id ORDER BY a.position) AS "attachment_names!",
+                      ARRAY(SELECT a.content_type FROM message_attachments a
+                            WHERE a.message_id = m.id ORDER BY a.position) AS "attachment_types!",
+                      ARRAY(SELECT a.size FROM message_attachments a
+                            WHERE a.message_id = m.id ORDER BY a.position) AS "attachment_sizes!"
                FROM messages m "# + $rest,
             $($arg),+
         )
@@ -139,20 +148,52 @@ pub async fn insert_message(conn: &mut PgConnection, m: NewMessage<'_>) -> sqlx:
     Ok(())
 }
 
+/// A file to attach, as the media service described it.
+pub struct NewAttachment {
+    pub media_id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
 pub async fn insert_attachments(
     conn: &mut PgConnection,
     message: Uuid,
-    media: &[Uuid],
+    attachments: &[NewAttachment],
 ) -> sqlx::Result<()> {
+    if attachments.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = attachments.iter().map(|a| a.media_id).collect();
+    let names: Vec<String> = attachments.iter().map(|a| a.filename.clone()).collect();
+    let types: Vec<String> = attachments.iter().map(|a| a.content_type.clone()).collect();
+    let sizes: Vec<i64> = attachments.iter().map(|a| a.size).collect();
     sqlx::query!(
-        "INSERT INTO message_attachments (message_id, position, media_id) \
-         SELECT $1, (t.ord - 1)::smallint, t.media FROM unnest($2::uuid[]) WITH ORDINALITY AS t(media, ord)",
+        "INSERT INTO message_attachments (message_id, position, media_id, filename, content_type, size) \
+         SELECT $1, (t.ord - 1)::smallint, t.media, t.name, t.kind, t.size \
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bigint[]) \
+              WITH ORDINALITY AS t(media, name, kind, size, ord)",
         message,
-        media,
+        &ids,
+        &names,
+        &types,
+        &sizes,
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Channels where `media` is attached to a message that is not deleted.
+pub async fn channels_with_media(conn: &mut PgConnection, media: Uuid) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT DISTINCT m.channel_id FROM message_attachments a \
+         JOIN messages m ON m.id = a.message_id \
+         WHERE a.media_id = $1 AND m.deleted_at IS NULL LIMIT 100",
+        media,
+    )
+    .fetch_all(conn)
+    .await
 }
 
 pub struct ThreadState {

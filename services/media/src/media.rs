@@ -1,0 +1,313 @@
+//! Uploads, reads and deletes of media: the rules.
+
+use crate::detect::{self, Kind, SNIFF_BYTES};
+use crate::error::{Error, Result};
+use crate::events;
+use crate::process;
+use crate::repo::{self, MediaRow, NewMedia};
+use crate::storage::{self, Storage};
+use messenger_platform::config::MediaConfig;
+use messenger_platform::grpc::TracePropagation;
+use messenger_proto::media::v1::{self as pb, media_event::Payload};
+use messenger_proto::messages::v1 as messages_pb;
+use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
+
+#[derive(Clone)]
+pub struct Media {
+    pub pool: PgPool,
+    pub storage: Storage,
+    pub limits: MediaConfig,
+    pub messages: MessagesClient,
+}
+
+/// What the upload's first chunk said.
+pub struct UploadStart {
+    pub owner: Uuid,
+    pub filename: String,
+    pub declared_type: String,
+    pub content_length: u64,
+}
+
+impl Media {
+    fn largest_upload(&self) -> u64 {
+        self.limits.max_image_bytes.max(self.limits.max_file_bytes)
+    }
+
+    /// Streams an upload to storage. `next` yields the file's chunks; an
+    /// error means the client went away (nothing is kept).
+    pub async fn upload<S>(&self, start: UploadStart, mut chunks: S) -> Result<MediaRow>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
+    {
+        use futures::StreamExt;
+        let largest = self.largest_upload();
+        if start.content_length > largest {
+            return Err(Error::TooLarge(format!(
+                "uploads are limited to {largest} bytes"
+            )));
+        }
+        let mut head = Vec::new();
+        let mut ended = false;
+        while head.len() < SNIFF_BYTES {
+            match chunks.next().await {
+                Some(chunk) => head.extend_from_slice(&chunk?),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if head.is_empty() {
+            return Err(Error::invalid("file", "the file is empty"));
+        }
+        let (mime, kind) = detect::classify(&head, &start.declared_type)?;
+        let limit = match kind {
+            Kind::Image => self.limits.max_image_bytes,
+            Kind::File => self.limits.max_file_bytes,
+        };
+        if start.content_length > limit || head.len() as u64 > limit {
+            return Err(Error::TooLarge(format!(
+                "{mime} uploads are limited to {limit} bytes"
+            )));
+        }
+        let dimensions = match kind {
+            Kind::Image => {
+                let (width, height) =
+                    process::dimensions(&head).map_err(|reason| Error::invalid("file", reason))?;
+                if process::too_many_pixels(width, height, self.limits.max_image_pixels) {
+                    return Err(Error::invalid(
+                        "file",
+                        format!(
+                            "{width}x{height} pixels is more than the {} allowed",
+                            self.limits.max_image_pixels
+                        ),
+                    ));
+                }
+                Some((width, height))
+            }
+            Kind::File => None,
+        };
+
+        let temporary = storage::temporary(Uuid::now_v7());
+        let mut writer = self.storage.writer(&temporary).await?;
+        let mut hasher = Sha256::new();
+        let mut size = head.len() as u64;
+        hasher.update(&head);
+        let written: Result<()> = async {
+            writer.write(&head).await?;
+            drop(head);
+            if !ended {
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    size += chunk.len() as u64;
+                    if size > limit {
+                        return Err(Error::TooLarge(format!(
+                            "{mime} uploads are limited to {limit} bytes"
+                        )));
+                    }
+                    hasher.update(&chunk);
+                    writer.write(&chunk).await?;
+                }
+            }
+            if start.content_length != 0 && size != start.content_length {
+                return Err(Error::invalid(
+                    "file",
+                    format!(
+                        "truncated: {size} of {} bytes arrived",
+                        start.content_length
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = written {
+            writer.abort().await;
+            return Err(err);
+        }
+        writer.finish().await?;
+        let sha256 = hex::encode(hasher.finalize());
+        let id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        repo::lock_content(&mut tx, &sha256).await?;
+        if let Err(err) = self
+            .storage
+            .promote(&temporary, &storage::blob(&sha256))
+            .await
+        {
+            let _ = self.storage.delete(&temporary).await;
+            return Err(err.into());
+        }
+        let row = repo::insert(
+            &mut tx,
+            NewMedia {
+                id,
+                owner_id: start.owner,
+                filename: &start.filename,
+                content_type: mime,
+                size: i64::try_from(size).unwrap_or(i64::MAX),
+                sha256: &sha256,
+                width: dimensions.and_then(|(w, _)| i32::try_from(w).ok()),
+                height: dimensions.and_then(|(_, h)| i32::try_from(h).ok()),
+                state: if kind == Kind::Image {
+                    "pending"
+                } else {
+                    "ready"
+                },
+            },
+        )
+        .await?;
+        events::publish(
+            &mut tx,
+            id,
+            start.owner,
+            Payload::MediaUploaded(pb::MediaUploaded {
+                media: Some(crate::convert::media(&row)),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("media_uploaded_bytes_total").increment(size);
+        tracing::info!(media_id = %id, %mime, size, "media uploaded");
+        Ok(row)
+    }
+
+    /// The media, if `actor` may see it: its uploader, or a member of a
+    /// conversation where it is attached.
+    pub async fn visible(&self, actor: Uuid, id: Uuid) -> Result<MediaRow> {
+        let mut conn = self.pool.acquire().await?;
+        let row = repo::get(&mut conn, id)
+            .await?
+            .ok_or(Error::NotFound("media"))?;
+        drop(conn);
+        if row.owner_id == actor {
+            return Ok(row);
+        }
+        let access = self
+            .messages
+            .clone()
+            .media_access(messages_pb::MediaAccessRequest {
+                user_id: actor.to_string(),
+                media_id: id.to_string(),
+            })
+            .await
+            .map_err(Error::Dependency)?
+            .into_inner();
+        if access.allowed {
+            Ok(row)
+        } else {
+            Err(Error::NotFound("media"))
+        }
+    }
+
+    /// Where a variant lives, its content type and ETag.
+    pub fn variant(
+        &self,
+        row: &MediaRow,
+        variant: pb::Variant,
+    ) -> Result<(object_store::path::Path, String, String)> {
+        let image = detect::allowed(&row.content_type) == Some(Kind::Image);
+        let thumbnail = match variant {
+            pb::Variant::Original => None,
+            pb::Variant::Thumbnail64 => Some(64),
+            pb::Variant::Thumbnail320 => Some(320),
+        };
+        if image && row.state == "pending" {
+            return Err(Error::Conflict(
+                "the image is still being processed; try again in a moment".into(),
+            ));
+        }
+        if image && row.state == "failed" {
+            return Err(Error::Conflict(format!(
+                "the image could not be processed: {}",
+                row.failure.as_deref().unwrap_or("unknown reason")
+            )));
+        }
+        match thumbnail {
+            None if image && row.content_type != "image/gif" => Ok((
+                storage::derived(&row.sha256, "clean"),
+                row.content_type.clone(),
+                row.sha256.clone(),
+            )),
+            None => Ok((
+                storage::blob(&row.sha256),
+                row.content_type.clone(),
+                row.sha256.clone(),
+            )),
+            Some(size) if image => Ok((
+                storage::derived(&row.sha256, &format!("thumb-{size}")),
+                "image/jpeg".to_owned(),
+                format!("{}-{size}", row.sha256),
+            )),
+            Some(_) => Err(Error::NotFound("thumbnail")),
+        }
+    }
+
+    pub async fn delete(&self, actor: Uuid, id: Uuid) -> Result<()> {
+        let row = self.visible(actor, id).await?;
+        if row.owner_id != actor {
+            return Err(Error::PermissionDenied(
+                "only the uploader can delete a file".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        repo::lock_content(&mut tx, &row.sha256).await?;
+        repo::delete(&mut tx, id).await?;
+        let still_used = repo::blob_users(&mut tx, &row.sha256).await? > 0;
+        events::publish(
+            &mut tx,
+            id,
+            actor,
+            Payload::MediaDeleted(pb::MediaDeleted {
+                media_id: id.to_string(),
+                owner_id: row.owner_id.to_string(),
+            }),
+        )
+        .await?;
+        if !still_used {
+            // Content no other upload shares goes too, under the content
+            // lock: an upload of the same bytes waits, then stores it again.
+            for path in [
+                storage::blob(&row.sha256),
+                storage::derived(&row.sha256, "clean"),
+                storage::derived(&row.sha256, "thumb-64"),
+                storage::derived(&row.sha256, "thumb-320"),
+            ] {
+                if let Err(err) = self.storage.delete(&path).await {
+                    tracing::warn!(%err, %path, "could not delete stored content");
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The files `owner` may attach: theirs, not failed.
+    pub async fn attachable(&self, owner: Uuid, ids: &[Uuid]) -> Result<Vec<MediaRow>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = repo::get_many(&mut conn, ids).await?;
+        for id in ids {
+            let Some(row) = rows.iter().find(|row| row.id == *id) else {
+                return Err(Error::NotFound("media"));
+            };
+            if row.owner_id != owner {
+                return Err(Error::PermissionDenied(format!(
+                    "media {id} is not yours to attach"
+                )));
+            }
+            if row.state == "failed" {
+                return Err(Error::Conflict(format!(
+                    "media {id} could not be processed"
+                )));
+            }
+        }
+        Ok(rows)
+    }
+}

@@ -1,0 +1,138 @@
+//! SQL of the media service, checked against the schema at compile time
+//! (offline data in `services/media/.sqlx`, refreshed by `./dev sqlx`).
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Clone, Debug)]
+pub struct MediaRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub state: String,
+    pub failure: Option<String>,
+    /// JSON list of [`crate::convert::StoredThumbnail`].
+    pub thumbnails: String,
+    pub created_at: OffsetDateTime,
+}
+
+pub struct NewMedia<'a> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub sha256: &'a str,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub state: &'a str,
+}
+
+pub async fn insert(conn: &mut PgConnection, m: NewMedia<'_>) -> sqlx::Result<MediaRow> {
+    sqlx::query_as!(
+        MediaRow,
+        "INSERT INTO media (id, owner_id, filename, content_type, size, sha256, width, height, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id, owner_id, filename, content_type, size, sha256, width, height, state, \
+                   failure, thumbnails, created_at",
+        m.id,
+        m.owner_id,
+        m.filename,
+        m.content_type,
+        m.size,
+        m.sha256,
+        m.width,
+        m.height,
+        m.state,
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<MediaRow>> {
+    sqlx::query_as!(
+        MediaRow,
+        "SELECT id, owner_id, filename, content_type, size, sha256, width, height, state, \
+                failure, thumbnails, created_at \
+         FROM media WHERE id = $1",
+        id,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn get_many(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<MediaRow>> {
+    sqlx::query_as!(
+        MediaRow,
+        "SELECT id, owner_id, filename, content_type, size, sha256, width, height, state, \
+                failure, thumbnails, created_at \
+         FROM media WHERE id = ANY($1) ORDER BY array_position($1, id)",
+        ids,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Records the outcome of processing, once: only a pending row changes.
+pub async fn finish_processing(
+    conn: &mut PgConnection,
+    id: Uuid,
+    state: &str,
+    width: Option<i32>,
+    height: Option<i32>,
+    thumbnails: &str,
+    failure: Option<&str>,
+) -> sqlx::Result<Option<MediaRow>> {
+    sqlx::query_as!(
+        MediaRow,
+        "UPDATE media SET state = $2, width = COALESCE($3, width), height = COALESCE($4, height), \
+                thumbnails = $5, failure = $6, updated_at = now() \
+         WHERE id = $1 AND state = 'pending' \
+         RETURNING id, owner_id, filename, content_type, size, sha256, width, height, state, \
+                   failure, thumbnails, created_at",
+        id,
+        state,
+        width,
+        height,
+        thumbnails,
+        failure,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let deleted = sqlx::query!("DELETE FROM media WHERE id = $1", id)
+        .execute(conn)
+        .await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Uploads still using a blob (other rows with the same content).
+pub async fn blob_users(conn: &mut PgConnection, sha256: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM media WHERE sha256 = $1"#,
+        sha256,
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Serializes the uploads and deletes of one content hash until the
+/// transaction ends, so a delete cannot remove a blob a concurrent upload
+/// of the same bytes is about to use.
+pub async fn lock_content(conn: &mut PgConnection, sha256: &str) -> sqlx::Result<()> {
+    sqlx::query_scalar!(
+        r#"SELECT 1 AS "locked!" FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l"#,
+        sha256,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The thumbnail worker: consumes `media.events.v1`, and for each uploaded
+//! image strips its metadata, makes thumbnails and marks it ready (or
+//! failed), off the request path. Offsets are stored after the outcome is
+//! committed: a crash repeats the work, never skips it.
+
+use crate::convert::StoredThumbnail;
+use crate::events;
+use crate::media::Media;
+use crate::process;
+use crate::repo;
+use crate::storage;
+use messenger_platform::{CancellationToken, Config};
+use messenger_proto::media::v1::{self as pb, MediaEvent, media_event::Payload};
+use prost::Message as _;
+use rdkafka::Message;
+use rdkafka::consumer::Consumer;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
+    let kafka = &config.kafka;
+    let topic = kafka.topic(events::TOPIC);
+    let group = kafka.topic("media-thumbnailer");
+    let mut backoff = Duration::from_millis(200);
+    let consumer = loop {
+        let attempt = async {
+            messenger_platform::kafka::ensure_topics(kafka, std::slice::from_ref(&topic)).await?;
+            let consumer = messenger_platform::kafka::consumer(kafka, &group, "media-thumbnailer")?;
+            consumer.subscribe(&[&topic])?;
+            anyhow::Ok(consumer)
+        };
+        match attempt.await {
+            Ok(consumer) => break consumer,
+            Err(err) => {
+                tracing::warn!(error = %err, "thumbnail worker cannot start its consumer; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    loop {
+        let record = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            record = consumer.recv() => record,
+        };
+        let Ok(record) = record else { continue };
+        let uploaded = record
+            .payload()
+            .and_then(|payload| MediaEvent::decode(payload).ok())
+            .and_then(|event| match event.payload {
+                Some(Payload::MediaUploaded(uploaded)) => uploaded.media,
+                _ => None,
+            });
+        if let Some(uploaded) = uploaded
+            && uploaded.state == pb::MediaState::Pending as i32
+            && let Ok(id) = Uuid::parse_str(&uploaded.id)
+        {
+            let mut backoff = Duration::from_millis(100);
+            while let Err(err) = handle(&media, id, &config).await {
+                tracing::warn!(error = %err, media_id = %id, "thumbnail worker failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        if let Err(err) = consumer.store_offset_from_message(&record) {
+            tracing::warn!(error = %err, "cannot store thumbnail worker offset");
+        }
+    }
+    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+}
+
+/// Processes one image. An error is worth retrying (storage or database);
+/// a bad image is an outcome (`failed`), not an error.
+async fn handle(media: &Media, id: Uuid, config: &Config) -> anyhow::Result<()> {
+    let mut conn = media.pool.acquire().await?;
+    let Some(row) = repo::get(&mut conn, id).await? else {
+        return Ok(()); // deleted meanwhile
+    };
+    drop(conn);
+    if row.state != "pending" {
+        return Ok(()); // done before (a redelivery)
+    }
+    let original = media.storage.read_all(&storage::blob(&row.sha256)).await?;
+    let mime = row.content_type.clone();
+    let max_pixels = config.media.max_image_pixels;
+    let started = std::time::Instant::now();
+    let outcome =
+        tokio::task::spawn_blocking(move || process::process(&original, &mime, max_pixels)).await?;
+    let mut tx = media.pool.begin().await?;
+    let (updated, payload) = match outcome {
+        Ok(processed) => {
+            if let Some(clean) = processed.clean {
+                media
+                    .storage
+                    .put(&storage::derived(&row.sha256, "clean"), clean)
+                    .await?;
+            }
+            let mut stored = Vec::new();
+            for thumbnail in processed.thumbnails {
+                let name = format!("thumb-{}", thumbnail.size);
+                media
+                    .storage
+                    .put(&storage::derived(&row.sha256, &name), thumbnail.bytes)
+                    .await?;
+                stored.push(StoredThumbnail {
+                    size: thumbnail.size,
+                    width: thumbnail.width,
+                    height: thumbnail.height,
+                    content_type: "image/jpeg".to_owned(),
+                });
+            }
+            let updated = repo::finish_processing(
+                &mut tx,
+                id,
+                "ready",
+                i32::try_from(processed.width).ok(),
+                i32::try_from(processed.height).ok(),
+                &serde_json::to_string(&stored)?,
+                None,
+            )
+            .await?;
+            let payload = updated.as_ref().map(|row| {
+                Payload::ThumbnailReady(pb::ThumbnailReady {
+                    media: Some(crate::convert::media(row)),
+                })
+            });
+            (updated, payload)
+        }
+        Err(reason) => {
+            tracing::info!(media_id = %id, %reason, "image could not be processed");
+            let updated =
+                repo::finish_processing(&mut tx, id, "failed", None, None, "[]", Some(&reason))
+                    .await?;
+            let payload = updated.as_ref().map(|row| {
+                Payload::ThumbnailFailed(pb::ThumbnailFailed {
+                    media: Some(crate::convert::media(row)),
+                    reason: reason.clone(),
+                })
+            });
+            (updated, payload)
+        }
+    };
+    if let (Some(row), Some(payload)) = (updated, payload) {
+        events::publish(&mut tx, row.id, row.owner_id, payload).await?;
+    }
+    tx.commit().await?;
+    metrics::histogram!("media_processing_seconds").record(started.elapsed().as_secs_f64());
+    Ok(())
+}

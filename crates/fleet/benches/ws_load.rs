@@ -21,7 +21,10 @@
 //!    channels, a publisher as fast as Redis takes it.
 
 use futures::{SinkExt, StreamExt};
-use messenger_testkit::{TEST_JWT_KEYS, TestEnv};
+use messenger_testkit::TestEnv;
+use support::{Fleet, post, register, text, wait_ready};
+
+mod support;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,81 +65,6 @@ fn args() -> Args {
         }
     }
     parsed
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// The fleet as a child process, killed on drop.
-struct Fleet {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Fleet {
-    fn start(env: &TestEnv) -> anyhow::Result<Fleet> {
-        let port = free_port()?;
-        let config = &env.config;
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_messenger"));
-        command
-            .env("SERVER_HOST", "127.0.0.1")
-            .env("SERVER_PORT", port.to_string())
-            .env("DB_HOST", &config.database.host)
-            .env("DB_PORT", config.database.port.to_string())
-            .env("DB_USER", &config.database.user)
-            .env("DB_PASSWORD", config.database.password.expose())
-            .env("DB_NAME", &config.database.name)
-            .env("REDIS_HOST", &config.redis.host)
-            .env("REDIS_PORT", config.redis.port.to_string())
-            .env("KAFKA_BROKERS", &config.kafka.brokers)
-            .env("KAFKA_TOPIC_PREFIX", &config.kafka.topic_prefix)
-            .env("KAFKA_TOPIC_PARTITIONS", "1")
-            .env("JWT_KEYS", TEST_JWT_KEYS)
-            .env("JWT_ACTIVE_KID", "test")
-            .env("PASSWORD_HASH_MEMORY_KIB", "8192")
-            .env("PASSWORD_HASH_ITERATIONS", "1")
-            .env("VAULT_ADDR", "")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null());
-        for service in ["USERS", "GROUPS", "MESSAGES", "MEDIA"] {
-            let grpc = free_port()?;
-            command
-                .env(
-                    format!("{service}_GRPC_LISTEN"),
-                    format!("127.0.0.1:{grpc}"),
-                )
-                .env(
-                    format!("{service}_GRPC_URL"),
-                    format!("http://127.0.0.1:{grpc}"),
-                );
-        }
-        Ok(Fleet {
-            child: command.spawn()?,
-            base: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// Resident memory of the fleet process, in bytes.
-    fn rss(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-        Ok(kib * 1024)
-    }
 }
 
 type Socket =
@@ -539,57 +467,4 @@ async fn redis_baseline(
         task.abort();
     }
     Ok(rate)
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        let response = http.get(format!("{base}/api/v1/ready")).send().await;
-        if response.is_ok_and(|response| response.status().is_success()) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("fleet not ready")
-}
-
-async fn register(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
-    let response: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "display_name": username,
-            "password": "benchmark password",
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    text(&response["access_token"])
-}
-
-async fn post(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    Ok(http
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
-}
-
-fn text(value: &Value) -> anyhow::Result<String> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("expected a string, got {value}"))
 }

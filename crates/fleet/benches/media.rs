@@ -1,0 +1,188 @@
+//! Media load tool: upload throughput of one large file through the gateway
+//! against a plain file copy on the same disk in the same run, the fleet's
+//! peak memory during that upload, and thumbnails/s for 4-megapixel JPEGs.
+//!
+//!     ./dev infra && cargo bench -p messenger-fleet --bench media -- [MEGABYTES] [IMAGES]
+//!
+//! The fleet runs as its own process (the `messenger` binary) with local
+//! filesystem storage, so its RSS is sampled from /proc every 10 ms while
+//! the upload streams.
+
+use image::DynamicImage;
+use messenger_testkit::TestEnv;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use support::{Fleet, register, wait_ready};
+
+mod support;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse::<u64>().ok());
+    let megabytes = args.next().unwrap_or(50);
+    let images = args.next().unwrap_or(20) as usize;
+    let env = TestEnv::new().await?;
+    let fleet = Fleet::start(&env)?;
+    let http = reqwest::Client::new();
+    wait_ready(&http, &fleet.base).await?;
+    let token = register(&http, &fleet.base, "media_bench").await?;
+
+    // A PDF-looking file of MEGABYTES of incompressible bytes.
+    let size = (megabytes * 1024 * 1024) as usize;
+    let mut file = b"%PDF-1.4\n".to_vec();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    while file.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        file.extend_from_slice(&state.to_le_bytes());
+    }
+    file.truncate(size);
+    let dir = std::env::temp_dir().join(format!("media-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let source = dir.join("source.pdf");
+    std::fs::write(&source, &file)?;
+
+    eprintln!("baseline: copying {megabytes} MB on the same disk");
+    let copy_started = Instant::now();
+    std::fs::copy(&source, dir.join("copy.pdf"))?;
+    let copy = copy_started.elapsed();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = fleet.rss()?;
+    let peak = Arc::new(AtomicU64::new(idle));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        let pid = fleet.child.id();
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_of(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    eprintln!("uploading {megabytes} MB through the gateway");
+    // The client side holds the file; what is measured is the fleet.
+    let body = reqwest::Body::from(std::fs::read(&source)?);
+    let upload_started = Instant::now();
+    let response = http
+        .post(format!("{}/api/v1/media?filename=big.pdf", fleet.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/pdf")
+        .header("content-length", size.to_string())
+        .body(body)
+        .send()
+        .await?;
+    let upload = upload_started.elapsed();
+    let status = response.status();
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    anyhow::ensure!(
+        status.as_u16() == 201,
+        "upload answered {status}: {}",
+        response.text().await?
+    );
+    let peak = peak.load(Ordering::Relaxed);
+
+    eprintln!("thumbnails: uploading {images} 4-megapixel JPEGs");
+    let jpeg = {
+        let mut out = Cursor::new(Vec::new());
+        let image = image::RgbImage::from_fn(2304, 1728, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+        });
+        DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Jpeg)?;
+        out.into_inner()
+    };
+    let thumbs_started = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..images {
+        // Distinct content per upload, so none is deduplicated away.
+        let mut bytes = jpeg.clone();
+        let len = bytes.len();
+        bytes[len - 3] = (i % 251) as u8;
+        let uploaded: serde_json::Value = http
+            .post(format!("{}/api/v1/media?filename=photo{i}.jpg", fleet.base))
+            .bearer_auth(&token)
+            .header("content-type", "image/jpeg")
+            .body(bytes)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        ids.push(support::text(&uploaded["id"])?);
+    }
+    for id in &ids {
+        loop {
+            let info: serde_json::Value = http
+                .get(format!("{}/api/v1/media/{id}/info", fleet.base))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if info["state"] == "ready" {
+                break;
+            }
+            anyhow::ensure!(info["state"] == "pending", "processing failed: {info}");
+            anyhow::ensure!(
+                thumbs_started.elapsed() < Duration::from_secs(300),
+                "too slow"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let thumbs = thumbs_started.elapsed();
+
+    let mb = megabytes as f64;
+    println!("| measurement | value |");
+    println!("|---|---|");
+    println!(
+        "| upload of {megabytes} MB through the gateway | {:.2} s = {:.0} MB/s |",
+        upload.as_secs_f64(),
+        mb / upload.as_secs_f64()
+    );
+    println!(
+        "| baseline: file copy on the same disk | {:.2} s = {:.0} MB/s |",
+        copy.as_secs_f64(),
+        mb / copy.as_secs_f64()
+    );
+    println!(
+        "| upload rate as a share of the copy rate | {:.0} % |",
+        100.0 * copy.as_secs_f64() / upload.as_secs_f64()
+    );
+    println!(
+        "| fleet RSS idle → peak during the upload | {:.1} MiB → {:.1} MiB (+{:.1} MiB) |",
+        idle as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        peak.saturating_sub(idle) as f64 / 1048576.0
+    );
+    println!(
+        "| {images} 4-megapixel JPEGs uploaded → ready (stripped + 2 thumbnails) | {:.2} s = {:.1} images/s |",
+        thumbs.as_secs_f64(),
+        images as f64 / thumbs.as_secs_f64()
+    );
+    drop(fleet);
+    let _ = std::fs::remove_dir_all(&dir);
+    env.cleanup().await?;
+    Ok(())
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}

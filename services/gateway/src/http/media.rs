@@ -19,7 +19,7 @@ use tonic::Code;
 use uuid::Uuid;
 
 /// Largest `data` chunk sent to the service.
-const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks waiting for the service: with the chunk size, the most of an
 /// upload the gateway holds at once.
 const UPLOAD_QUEUE: usize = 4;
@@ -78,6 +78,7 @@ async fn forward(
     let max = limits.max_upload_bytes();
     let mut body = body.into_data_stream();
     let mut received: u64 = 0;
+    let mut pending = bytes::BytesMut::with_capacity(CHUNK_BYTES);
     loop {
         let next = tokio::time::timeout(limits.upload_idle_timeout, body.next())
             .await
@@ -102,12 +103,21 @@ async fn forward(
         if received > max {
             return Err(too_large(max));
         }
-        while !bytes.is_empty() {
-            let piece = bytes.split_to(bytes.len().min(CHUNK_BYTES));
+        // Small body frames are gathered into fewer, larger messages.
+        pending.extend_from_slice(&bytes);
+        bytes.clear();
+        while pending.len() >= CHUNK_BYTES {
+            let piece = pending.split_to(CHUNK_BYTES);
             let data = chunk(pb::upload_chunk::Chunk::Data(piece.to_vec()));
             if frames.send(data).await.is_err() {
                 return Ok(());
             }
+        }
+    }
+    if !pending.is_empty() {
+        let data = chunk(pb::upload_chunk::Chunk::Data(pending.to_vec()));
+        if frames.send(data).await.is_err() {
+            return Ok(());
         }
     }
     // If the call already ended, its answer says why.

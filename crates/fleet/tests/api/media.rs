@@ -192,6 +192,22 @@ async fn images_are_stripped_thumbnailed_and_served_with_caching_headers() {
     )
     .await;
     assert_eq!(odd.status(), StatusCode::BAD_REQUEST);
+
+    // A polyglot: a valid JPEG with a script appended. What is served is a
+    // re-encoded picture, without the script.
+    let mut polyglot = jpeg_with_gps(64, 64);
+    polyglot.extend_from_slice(b"<html><script>alert(document.cookie)</script></html>");
+    let uploaded = upload(&app, &ann, "innocent.jpg", "image/jpeg", polyglot).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let poly = uploaded.body["id"].as_str().expect("id").to_owned();
+    let info = ready(&app, &ann, &poly).await;
+    assert_eq!(info["state"], "ready", "{info}");
+    let served = download(&app, &ann, &format!("/api/v1/media/{poly}"), &[]).await;
+    let body = served.bytes().await.expect("body");
+    assert!(
+        !body.windows(7).any(|w| w == b"<script"),
+        "the hidden script is gone"
+    );
     app.cleanup().await;
 }
 

@@ -20,9 +20,12 @@
 
 use messenger_platform::{CancellationToken, Config};
 use messenger_testkit::TestEnv;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{post, text, wait_ready};
+
+mod support;
 
 const CLIENTS: usize = 16;
 const CHANNELS: usize = 16;
@@ -50,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
 
     eprintln!("setting up {CLIENTS} members and {CHANNELS} channels");
     let owner = register(&http, &base, "bench_owner").await?;
-    let group = request(
+    let group = post(
         &http,
         &base,
         &owner.token,
@@ -61,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let group_id = text(&group["id"])?;
     let mut channels = vec![text(&group["default_channel_id"])?];
     for i in 1..CHANNELS {
-        let channel = request(
+        let channel = post(
             &http,
             &base,
             &owner.token,
@@ -74,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     let mut members = Vec::new();
     for i in 0..CLIENTS {
         let member = register(&http, &base, &format!("bench_sender_{i}")).await?;
-        request(
+        post(
             &http,
             &base,
             &member.token,
@@ -280,59 +283,10 @@ COMMIT;
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..300 {
-        let response = http.get(format!("{base}/api/v1/ready")).send().await;
-        if response.is_ok_and(|response| response.status().is_success()) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("fleet not ready")
-}
-
 async fn register(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<Member> {
-    let response: Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "display_name": username,
-            "password": "benchmark password",
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
     Ok(Member {
-        token: text(&response["access_token"])?,
+        token: support::register(http, base, username).await?,
     })
-}
-
-async fn request(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    Ok(http
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
-}
-
-fn text(value: &Value) -> anyhow::Result<String> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("expected a string, got {value}"))
 }
 
 fn row(name: &str, rate: f64, samples: &mut [Duration]) {

@@ -1,0 +1,382 @@
+//! A connection's rooms and the client frames that manage them: joining,
+//! leaving, resuming, delivering in order with gaps filled from the room
+//! logs, and dropping rooms the user may no longer read.
+
+use super::{Closing, Connection, Joined};
+use crate::realtime::frames::{self, ClientFrame};
+use crate::realtime::hub::Signal;
+use crate::realtime::rooms::Room;
+use messenger_proto::groups::v1 as pb;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+impl Connection {
+    /// (group, channel, is direct) for every conversation the user may read.
+    pub(super) async fn readable(&self) -> Vec<(Uuid, Uuid, bool)> {
+        let answer = self
+            .app
+            .groups()
+            .list_readable_conversations(pb::ListReadableConversationsRequest {
+                user_id: self.user.to_string(),
+                conversation_ids: Vec::new(),
+            })
+            .await;
+        match answer {
+            Ok(answer) => answer
+                .into_inner()
+                .conversations
+                .iter()
+                .filter_map(|c| {
+                    Some((
+                        Uuid::parse_str(&c.group_id).ok()?,
+                        Uuid::parse_str(&c.channel_id).ok()?,
+                        c.kind == pb::GroupKind::Direct as i32,
+                    ))
+                })
+                .collect(),
+            Err(status) => {
+                tracing::warn!(%status, "cannot list readable conversations");
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn positions(&self) -> Value {
+        let map: serde_json::Map<String, Value> = self
+            .rooms
+            .iter()
+            .map(|(room, joined)| (room.id().to_string(), Value::from(joined.last_seq)))
+            .collect();
+        Value::Object(map)
+    }
+
+    /// Routes the room here, then reads its position: frames numbered
+    /// after that position arrive live.
+    pub(super) async fn subscribe(&mut self, room: Room, group: Option<Uuid>) -> u64 {
+        if let Some(joined) = self.rooms.get(&room) {
+            return joined.last_seq;
+        }
+        self.realtime.hub.join(self.id, room, group).await;
+        let seq = self.realtime.store.current_seq(room).await.unwrap_or(0);
+        self.rooms.insert(
+            room,
+            Joined {
+                last_seq: seq,
+                group,
+            },
+        );
+        seq
+    }
+
+    pub(super) async fn unsubscribe(&mut self, room: Room) {
+        if self.rooms.remove(&room).is_some() {
+            self.realtime.hub.leave(self.id, room).await;
+        }
+    }
+
+    /// May the user read `conversation` (a group or channel id)? Returns
+    /// the group and, for a channel, the channel.
+    pub(super) async fn authorize(
+        &self,
+        conversation: Uuid,
+    ) -> Result<Option<(Uuid, Option<Uuid>)>, Closing> {
+        let answer = self
+            .app
+            .groups()
+            .authorize(pb::AuthorizeRequest {
+                user_id: self.user.to_string(),
+                conversation_id: conversation.to_string(),
+                action: pb::Action::ReadMessages.into(),
+                target_user_id: String::new(),
+            })
+            .await;
+        match answer {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                if !answer.allowed {
+                    return Ok(None);
+                }
+                let Ok(group) = Uuid::parse_str(&answer.group_id) else {
+                    return Ok(None);
+                };
+                Ok(Some((group, Uuid::parse_str(&answer.channel_id).ok())))
+            }
+            Err(status) => {
+                tracing::warn!(%status, "authorization unavailable");
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) async fn on_client_frame(
+        &mut self,
+        text: &str,
+        answered_beats: &mut u64,
+    ) -> Result<(), Closing> {
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(reason) => return self.send(&frames::error("invalid_frame", &reason)).await,
+        };
+        match frame {
+            ClientFrame::Auth { token } => match self.app.tokens().verify_until(&token) {
+                Ok((principal, expires_at)) if principal.user_id == self.user => {
+                    self.expires_at = expires_at;
+                    self.send(&frames::control(
+                        "auth_ok",
+                        json!({"expires_at": expires_at}),
+                    ))
+                    .await
+                }
+                Ok(_) => {
+                    self.send(&frames::error(
+                        "invalid_token",
+                        "the token is another user's",
+                    ))
+                    .await
+                }
+                Err(err) => {
+                    self.send(&frames::error("invalid_token", &err.to_string()))
+                        .await
+                }
+            },
+            ClientFrame::JoinRoom { room_id } => self.join(room_id).await,
+            ClientFrame::LeaveRoom { room_id } => {
+                let leaving: Vec<Room> = self
+                    .rooms
+                    .iter()
+                    .filter(|(room, joined)| room.id() == room_id || joined.group == Some(room_id))
+                    .map(|(room, _)| *room)
+                    .filter(|room| *room != Room::User(self.user))
+                    .collect();
+                for room in leaving {
+                    self.unsubscribe(room).await;
+                }
+                self.send(&frames::control(
+                    "room_left",
+                    json!({"room_id": room_id, "reason": "left"}),
+                ))
+                .await
+            }
+            ClientFrame::Typing { room_id } => self.typing(room_id).await,
+            ClientFrame::Ping { data } => self.send(&frames::control("pong", data)).await,
+            ClientFrame::Pong { n } => {
+                *answered_beats = (*answered_beats).max(n);
+                Ok(())
+            }
+            ClientFrame::Resume { rooms } => {
+                for (room_id, last_seq) in rooms {
+                    self.resume(room_id, last_seq).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Joins a group (its own room and every channel the user may read in
+    /// it) or one channel.
+    pub(super) async fn join(&mut self, room_id: Uuid) -> Result<(), Closing> {
+        let Some((group, channel)) = self.authorize(room_id).await? else {
+            return self
+                .send(&frames::error(
+                    "not_found",
+                    &format!("no room {room_id} you may join"),
+                ))
+                .await;
+        };
+        let mut positions = serde_json::Map::new();
+        match channel {
+            Some(channel) => {
+                let seq = self
+                    .subscribe(Room::Conversation(channel), Some(group))
+                    .await;
+                positions.insert(channel.to_string(), seq.into());
+            }
+            None => {
+                let seq = self.subscribe(Room::Conversation(group), Some(group)).await;
+                positions.insert(group.to_string(), seq.into());
+                for (in_group, channel, _) in self.readable().await {
+                    if in_group == group {
+                        let seq = self
+                            .subscribe(Room::Conversation(channel), Some(group))
+                            .await;
+                        positions.insert(channel.to_string(), seq.into());
+                    }
+                }
+            }
+        }
+        self.send(&frames::control(
+            "room_joined",
+            json!({"room_id": room_id, "rooms": positions}),
+        ))
+        .await
+    }
+
+    /// Replays what the client missed in a room since `last_seq`.
+    pub(super) async fn resume(&mut self, room_id: Uuid, last_seq: u64) -> Result<(), Closing> {
+        let room = if room_id == self.user {
+            Room::User(self.user)
+        } else {
+            let Some((group, _)) = self.authorize(room_id).await? else {
+                return self
+                    .send(&frames::error(
+                        "not_found",
+                        &format!("no room {room_id} you may resume"),
+                    ))
+                    .await;
+            };
+            let room = Room::Conversation(room_id);
+            self.subscribe(room, Some(group)).await;
+            room
+        };
+        if let Some(joined) = self.rooms.get_mut(&room) {
+            joined.last_seq = last_seq;
+        }
+        let (recovered, replayed) = self.catch_up(room, None).await?;
+        self.send(&frames::control(
+            "resumed",
+            json!({"room_id": room_id, "recovered": recovered, "replayed": replayed}),
+        ))
+        .await
+    }
+
+    /// Sends the logged frames after the room's position (up to `upto`).
+    /// Returns whether nothing was lost, and how many frames were sent.
+    pub(super) async fn catch_up(
+        &mut self,
+        room: Room,
+        upto: Option<u64>,
+    ) -> Result<(bool, usize), Closing> {
+        let Some(last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
+            return Ok((true, 0));
+        };
+        if upto.is_some_and(|upto| upto <= last) {
+            return Ok((true, 0));
+        }
+        let entries = match self.realtime.store.replay(room, last + 1, upto).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::debug!(%err, "cannot read a room log");
+                return Ok((false, 0));
+            }
+        };
+        let current = match upto {
+            Some(upto) => upto,
+            None => self.realtime.store.current_seq(room).await.unwrap_or(last),
+        };
+        let complete = current <= last || entries.first().map(|(seq, _)| *seq) == Some(last + 1);
+        if !complete {
+            // Older than the log keeps: the client refetches over REST.
+            self.send(&frames::control(
+                "resync_required",
+                json!({"room_id": room.id(), "from_seq": last, "to_seq": current}),
+            ))
+            .await?;
+        }
+        let mut sent = 0;
+        for (seq, frame) in entries {
+            let Some(joined) = self.rooms.get_mut(&room) else {
+                break;
+            };
+            if seq <= joined.last_seq {
+                continue;
+            }
+            joined.last_seq = seq;
+            self.send(&frame).await?;
+            sent += 1;
+        }
+        if let Some(joined) = self.rooms.get_mut(&room) {
+            joined.last_seq = joined.last_seq.max(current);
+        }
+        Ok((complete, sent))
+    }
+
+    pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Closing> {
+        match signal {
+            Signal::Frame { room, seq, frame } => {
+                let Some(last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
+                    return Ok(()); // left meanwhile
+                };
+                if seq == 0 {
+                    return self.send(&frame).await;
+                }
+                if seq <= last {
+                    return Ok(()); // already delivered (replay or duplicate)
+                }
+                if seq > last + 1 {
+                    self.catch_up(room, Some(seq - 1)).await?;
+                }
+                if let Some(joined) = self.rooms.get_mut(&room) {
+                    joined.last_seq = seq;
+                }
+                self.send(&frame).await?;
+                if room == Room::User(self.user) {
+                    self.on_own_event(&frame).await?;
+                }
+                Ok(())
+            }
+            Signal::CatchUp => {
+                let rooms: Vec<Room> = self.rooms.keys().copied().collect();
+                for room in rooms {
+                    self.catch_up(room, None).await?;
+                }
+                Ok(())
+            }
+            Signal::Revalidate(group) => self.revalidate(group).await,
+        }
+    }
+
+    /// Frames in the user's own room that change what they may read.
+    pub(super) async fn on_own_event(&mut self, frame: &str) -> Result<(), Closing> {
+        let Ok(frame) = serde_json::from_str::<Value>(frame) else {
+            return Ok(());
+        };
+        let group = |field: &str| {
+            frame["data"][field]
+                .as_str()
+                .and_then(|raw| Uuid::parse_str(raw).ok())
+        };
+        match frame["type"].as_str() {
+            Some("member_removed" | "member_left" | "group_deleted" | "channel_member_removed") => {
+                if let Some(group) = group("group_id") {
+                    self.revalidate(group).await?;
+                }
+            }
+            Some("dm_opened") => {
+                let group = frame["data"]["group"]["id"]
+                    .as_str()
+                    .and_then(|raw| Uuid::parse_str(raw).ok());
+                let channel = frame["data"]["channel"]["id"]
+                    .as_str()
+                    .and_then(|raw| Uuid::parse_str(raw).ok());
+                if let (Some(group), Some(channel)) = (group, channel) {
+                    self.subscribe(Room::Conversation(group), Some(group)).await;
+                    self.subscribe(Room::Conversation(channel), Some(group))
+                        .await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Drops the rooms of `group` the user may no longer read.
+    pub(super) async fn revalidate(&mut self, group: Uuid) -> Result<(), Closing> {
+        let rooms: Vec<Room> = self
+            .rooms
+            .iter()
+            .filter(|(_, joined)| joined.group == Some(group))
+            .map(|(room, _)| *room)
+            .collect();
+        for room in rooms {
+            if self.authorize(room.id()).await?.is_none() {
+                self.unsubscribe(room).await;
+                self.send(&frames::control(
+                    "room_left",
+                    json!({"room_id": room.id(), "reason": "access_revoked"}),
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}

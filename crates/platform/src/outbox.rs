@@ -25,6 +25,53 @@ const BATCH: i64 = 256;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// The envelope of a domain event: what every topic's `meta` says.
+pub struct DomainEvent {
+    /// Logical topic name (without the configured prefix).
+    pub topic: &'static str,
+    /// The aggregate the event is about; also the Kafka key.
+    pub aggregate_id: String,
+    /// Fully qualified protobuf name of the payload's variant.
+    pub event_type: &'static str,
+    pub occurred_at: time::OffsetDateTime,
+}
+
+/// Payload schema version of every topic. An incompatible change gets a new
+/// topic (`….v2`) instead.
+const SCHEMA_VERSION: u32 = 1;
+
+/// Enqueues a domain event: `build` wraps the filled-in metadata into the
+/// topic's message, which is encoded and written to the outbox.
+pub async fn enqueue_domain_event<E: prost::Message>(
+    conn: &mut sqlx::PgConnection,
+    event: DomainEvent,
+    build: impl FnOnce(messenger_proto::common::v1::EventMeta) -> E,
+) -> sqlx::Result<()> {
+    let event_id = Uuid::now_v7();
+    let occurred_at = prost_types::Timestamp {
+        seconds: event.occurred_at.unix_timestamp(),
+        nanos: i32::try_from(event.occurred_at.nanosecond()).unwrap_or(0),
+    };
+    let meta = messenger_proto::common::v1::EventMeta {
+        event_id: event_id.to_string(),
+        event_type: event.event_type.to_owned(),
+        version: SCHEMA_VERSION,
+        occurred_at: Some(occurred_at),
+        aggregate_id: event.aggregate_id.clone(),
+    };
+    enqueue(
+        conn,
+        OutboxEvent {
+            event_id,
+            topic: event.topic,
+            key: event.aggregate_id,
+            event_type: event.event_type,
+            payload: build(meta).encode_to_vec(),
+        },
+    )
+    .await
+}
+
 /// One event to publish.
 pub struct OutboxEvent<'a> {
     pub event_id: Uuid,

@@ -2,17 +2,13 @@
 //! transaction as the change. Key: the group id.
 
 use crate::domain::{GroupId, UserId};
-use messenger_platform::outbox::{self, OutboxEvent};
-use messenger_proto::common::v1::EventMeta;
+use messenger_platform::outbox::{self, DomainEvent};
 use messenger_proto::groups::v1::{GroupsEvent, groups_event::Payload};
-use prost::Message;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The one topic this service publishes.
 pub const TOPIC: &str = "groups.events.v1";
-const SCHEMA_VERSION: u32 = 1;
 
 fn event_type(payload: &Payload) -> &'static str {
     match payload {
@@ -42,28 +38,16 @@ pub async fn publish(
     actor: UserId,
     payload: Payload,
 ) -> sqlx::Result<()> {
-    let event_id = Uuid::now_v7();
-    let event_type = event_type(&payload);
-    let event = GroupsEvent {
-        meta: Some(EventMeta {
-            event_id: event_id.to_string(),
-            event_type: event_type.to_owned(),
-            version: SCHEMA_VERSION,
-            occurred_at: Some(crate::convert::timestamp(OffsetDateTime::now_utc())),
-            aggregate_id: group.to_string(),
-        }),
+    let envelope = DomainEvent {
+        topic: TOPIC,
+        aggregate_id: group.to_string(),
+        event_type: event_type(&payload),
+        occurred_at: OffsetDateTime::now_utc(),
+    };
+    outbox::enqueue_domain_event(conn, envelope, |meta| GroupsEvent {
+        meta: Some(meta),
         actor_id: actor.to_string(),
         payload: Some(payload),
-    };
-    outbox::enqueue(
-        conn,
-        OutboxEvent {
-            event_id,
-            topic: TOPIC,
-            key: group.to_string(),
-            event_type,
-            payload: event.encode_to_vec(),
-        },
-    )
+    })
     .await
 }

@@ -3,17 +3,13 @@
 //! stay in order.
 
 use crate::domain::{ChannelId, UserId};
-use messenger_platform::outbox::{self, OutboxEvent};
-use messenger_proto::common::v1::EventMeta;
+use messenger_platform::outbox::{self, DomainEvent};
 use messenger_proto::messages::v1::{MessagesEvent, messages_event::Payload};
-use prost::Message;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 /// The one topic this service publishes.
 pub const TOPIC: &str = "messages.events.v1";
-const SCHEMA_VERSION: u32 = 1;
 
 fn event_type(payload: &Payload) -> &'static str {
     match payload {
@@ -34,28 +30,16 @@ pub async fn publish(
     actor: UserId,
     payload: Payload,
 ) -> sqlx::Result<()> {
-    let event_id = Uuid::now_v7();
-    let event_type = event_type(&payload);
-    let event = MessagesEvent {
-        meta: Some(EventMeta {
-            event_id: event_id.to_string(),
-            event_type: event_type.to_owned(),
-            version: SCHEMA_VERSION,
-            occurred_at: Some(crate::convert::timestamp(OffsetDateTime::now_utc())),
-            aggregate_id: channel.to_string(),
-        }),
+    let envelope = DomainEvent {
+        topic: TOPIC,
+        aggregate_id: channel.to_string(),
+        event_type: event_type(&payload),
+        occurred_at: OffsetDateTime::now_utc(),
+    };
+    outbox::enqueue_domain_event(conn, envelope, |meta| MessagesEvent {
+        meta: Some(meta),
         actor_id: actor.to_string(),
         payload: Some(payload),
-    };
-    outbox::enqueue(
-        conn,
-        OutboxEvent {
-            event_id,
-            topic: TOPIC,
-            key: channel.to_string(),
-            event_type,
-            payload: event.encode_to_vec(),
-        },
-    )
+    })
     .await
 }

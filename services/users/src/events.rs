@@ -1,17 +1,14 @@
 //! Domain events of the users service, written to the outbox.
 
 use crate::repo::UserRow;
-use messenger_platform::outbox::{self, OutboxEvent};
-use messenger_proto::common::v1::EventMeta;
+use messenger_platform::outbox::{self, DomainEvent};
 use messenger_proto::users::v1::{UserEvent, UserProfileUpdated, UserRegistered, user_event};
-use prost::Message;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The one topic this service publishes.
 pub const TOPIC: &str = "users.events.v1";
-const SCHEMA_VERSION: u32 = 1;
 
 pub async fn user_registered(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
     let payload = user_event::Payload::UserRegistered(UserRegistered {
@@ -56,26 +53,15 @@ async fn publish(
     occurred_at: OffsetDateTime,
     payload: user_event::Payload,
 ) -> sqlx::Result<()> {
-    let event_id = Uuid::now_v7();
-    let event = UserEvent {
-        meta: Some(EventMeta {
-            event_id: event_id.to_string(),
-            event_type: event_type.to_owned(),
-            version: SCHEMA_VERSION,
-            occurred_at: Some(crate::convert::timestamp(occurred_at)),
-            aggregate_id: user_id.to_string(),
-        }),
-        payload: Some(payload),
+    let envelope = DomainEvent {
+        topic: TOPIC,
+        aggregate_id: user_id.to_string(),
+        event_type,
+        occurred_at,
     };
-    outbox::enqueue(
-        conn,
-        OutboxEvent {
-            event_id,
-            topic: TOPIC,
-            key: user_id.to_string(),
-            event_type,
-            payload: event.encode_to_vec(),
-        },
-    )
+    outbox::enqueue_domain_event(conn, envelope, |meta| UserEvent {
+        meta: Some(meta),
+        payload: Some(payload),
+    })
     .await
 }

@@ -5,6 +5,7 @@
 use crate::domain::{ChannelId, Content, GroupId, MessageId, UserId};
 use crate::error::{Error, Result};
 use crate::events;
+use crate::notify::{Kind, Recipients};
 use crate::peers::{Action, Peers};
 use crate::repo::{self, EditRow, MessageRow};
 use messenger_proto::messages::v1::{self as pb, messages_event::Payload};
@@ -211,9 +212,18 @@ impl Messages {
         }
         // Editing is posting: a muted member, or a member who may no longer
         // post in an announcement channel, cannot edit either.
-        self.peers
+        let access = self
+            .peers
             .authorize(actor, current.channel_id, Action::PostMessage, None)
             .await?;
+        // Members newly mentioned by the edit are notified; those mentioned
+        // before are not notified again.
+        let recipients = self.recipients(actor, access, &content, None).await?;
+        let newly: Vec<Uuid> = recipients
+            .mentioned
+            .into_iter()
+            .filter(|user| !current.mention_ids.contains(user))
+            .collect();
         let mut tx = self.pool.begin().await?;
         let message = repo::lock_message(&mut tx, id.0)
             .await?
@@ -229,6 +239,11 @@ impl Messages {
         }
         let now = OffsetDateTime::now_utc();
         repo::edit(&mut tx, id.0, &message.content, content.as_str(), now).await?;
+        if !newly.is_empty() {
+            let mut mentions = message.mention_ids.clone();
+            mentions.extend(newly.iter().copied());
+            repo::set_mentions(&mut tx, id.0, &mentions).await?;
+        }
         let edited = repo::message(&mut tx, id.0)
             .await?
             .ok_or(Error::NotFound("message"))?;
@@ -239,6 +254,17 @@ impl Messages {
             Payload::MessageEdited(pb::MessageEdited {
                 message: Some(crate::convert::message(edited.clone(), Vec::new())),
             }),
+        )
+        .await?;
+        let notify = newly.iter().map(|user| (*user, Kind::Mention)).collect();
+        self.notify(
+            &mut tx,
+            &edited,
+            Recipients {
+                mentioned: newly,
+                notify,
+            },
+            &content,
         )
         .await?;
         tx.commit().await?;

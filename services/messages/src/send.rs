@@ -177,7 +177,8 @@ impl Messages {
         })
     }
 
-    async fn notify(
+    /// Stores the notifications of `recipients` and publishes each.
+    pub(crate) async fn notify(
         &self,
         tx: &mut sqlx::PgConnection,
         message: &MessageRow,

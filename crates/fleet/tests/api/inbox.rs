@@ -64,6 +64,27 @@ async fn read_positions_drive_unread_counts_and_notifications() {
         .await;
     assert_eq!(cats.body["notifications"], json!([]), "no row per member");
 
+    // An edit that adds a mention notifies the newly mentioned, once.
+    let m1_path = format!("/api/v1/messages/{}", m1["id"].as_str().expect("id"));
+    for text in ["one, @rd_cat please check", "one, @rd_cat please check it"] {
+        let edited = app
+            .call(
+                Method::PATCH,
+                m1_path.clone(),
+                &ann.token,
+                Some(json!({"content": text})),
+            )
+            .await;
+        assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    }
+    let cats = app
+        .call(Method::GET, "/api/v1/notifications", &cat.token, None)
+        .await;
+    let cat_notes = cats.body["notifications"].as_array().expect("list");
+    assert_eq!(cat_notes.len(), 1, "{}", cats.body);
+    assert_eq!(cat_notes[0]["kind"], "mention");
+    assert_eq!(cat_notes[0]["message_id"], m1["id"]);
+
     let read = format!("/api/v1/channels/{channel}/read");
     let r = app
         .call(

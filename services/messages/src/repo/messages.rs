@@ -351,6 +351,21 @@ pub async fn edit(
     Ok(())
 }
 
+pub async fn set_mentions(
+    conn: &mut PgConnection,
+    id: Uuid,
+    mentions: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE messages SET mention_ids = $2 WHERE id = $1",
+        id,
+        mentions,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub struct EditRow {
     pub previous_content: String,
     pub replaced_at: OffsetDateTime,

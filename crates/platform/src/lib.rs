@@ -15,7 +15,6 @@ pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod vault;
-pub mod wire;
 
 pub use config::Config;
 pub use shutdown::CancellationToken;

@@ -5,6 +5,7 @@ use crate::config::{AuthConfig, ConfigError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -74,6 +75,11 @@ impl TokenKeys {
         })
     }
 
+    /// The kid new tokens are signed with.
+    pub fn active_kid(&self) -> &str {
+        &self.active_kid
+    }
+
     pub fn issue(&self, principal: Principal) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let now = OffsetDateTime::now_utc();
         let expires_at = now + time::Duration::seconds(self.ttl_seconds);
@@ -125,6 +131,35 @@ impl TokenKeys {
             },
             data.claims.exp,
         ))
+    }
+}
+
+/// The key set in use, replaceable while requests are being served: a
+/// rotation swaps the whole set at once, and callers holding the previous
+/// snapshot finish with it.
+pub struct KeyRing(RwLock<Arc<TokenKeys>>);
+
+impl KeyRing {
+    pub fn new(keys: TokenKeys) -> Self {
+        KeyRing(RwLock::new(Arc::new(keys)))
+    }
+
+    pub fn current(&self) -> Arc<TokenKeys> {
+        // A poisoned lock still holds a complete key set: the swap below
+        // cannot panic halfway.
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    pub fn replace(&self, keys: TokenKeys) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
     }
 }
 

@@ -40,6 +40,36 @@ pub fn consumer(
         .create()?)
 }
 
+/// Commits a consumer's stored offsets and closes it, off the async
+/// runtime: librdkafka's close blocks its thread while it leaves the group,
+/// which can take long (indefinitely, on some brokers) and must never stall
+/// the tasks sharing that thread. Waits at most ten seconds for it.
+pub async fn close_consumer(consumer: rdkafka::consumer::StreamConsumer) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    let (done, closed) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".to_owned())
+        .spawn(move || {
+            if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %err, "final consumer commit");
+            }
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_err() {
+        tracing::warn!("cannot start a thread to close a Kafka consumer");
+        return;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "a Kafka consumer did not close within 10 s; left closing in the background"
+        );
+    }
+}
+
 fn base(config: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut client = ClientConfig::new();
     client

@@ -9,12 +9,14 @@ pub mod backend;
 pub mod config;
 pub mod db;
 pub mod grpc;
+pub mod healthcheck;
 pub mod kafka;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod vault;
+pub mod wire;
 
 pub use config::Config;
 pub use shutdown::CancellationToken;

@@ -48,15 +48,11 @@ pub async fn enqueue_domain_event<E: prost::Message>(
     build: impl FnOnce(messenger_proto::common::v1::EventMeta) -> E,
 ) -> sqlx::Result<()> {
     let event_id = Uuid::now_v7();
-    let occurred_at = prost_types::Timestamp {
-        seconds: event.occurred_at.unix_timestamp(),
-        nanos: i32::try_from(event.occurred_at.nanosecond()).unwrap_or(0),
-    };
     let meta = messenger_proto::common::v1::EventMeta {
         event_id: event_id.to_string(),
         event_type: event.event_type.to_owned(),
         version: SCHEMA_VERSION,
-        occurred_at: Some(occurred_at),
+        occurred_at: Some(crate::wire::timestamp(event.occurred_at)),
         aggregate_id: event.aggregate_id.clone(),
     };
     enqueue(

@@ -21,6 +21,9 @@ struct Cli {
 enum Command {
     /// Serve requests until SIGINT/SIGTERM (the default).
     Serve,
+    /// Exit 0 when the service running on this host answers its health
+    /// check (for container health checks).
+    Healthcheck,
     /// Apply or revert this service's database migrations.
     Migrate {
         #[command(subcommand)]
@@ -51,6 +54,8 @@ pub struct ServiceSpec<F> {
     pub database: Option<(&'static str, &'static Migrator)>,
     /// Where it listens, from the configuration.
     pub listen_addr: fn(&Config) -> String,
+    /// How it answers health checks on that address.
+    pub probe: crate::healthcheck::Probe,
     /// Checks of keys only this service needs (e.g. JWT keys).
     pub check: fn(&Config) -> Result<(), ConfigError>,
     /// Runs the service on a bound listener until the token is cancelled.
@@ -92,6 +97,8 @@ pub fn block_on_main(entry: impl Future<Output = anyhow::Result<()>>) -> ExitCod
 /// Loads configuration from the environment, then Vault.
 pub async fn load_config() -> anyhow::Result<Config> {
     let mut config = Config::from_env()?;
+    // The session is dropped: the services that must follow rotations log in
+    // again for their own refresher.
     crate::vault::apply_secrets(&mut config).await?;
     Ok(config)
 }
@@ -101,6 +108,14 @@ where
     F: FnOnce(Config, TcpListener, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    if let Command::Healthcheck = command {
+        // Needs neither Vault nor secrets: only where the service listens.
+        let config = Config::from_env()?;
+        let addr = (spec.listen_addr)(&config);
+        crate::healthcheck::check(spec.probe, &addr).await?;
+        println!("{}: serving on {addr}", spec.name);
+        return Ok(());
+    }
     let config = load_config().await?;
     (spec.check)(&config)?;
     let _telemetry = crate::telemetry::init(&config, spec.name)?;
@@ -123,6 +138,7 @@ where
             }
             Ok(())
         }
+        Command::Healthcheck => Ok(()),
         Command::Serve => {
             let addr = (spec.listen_addr)(&config);
             let listener = TcpListener::bind(&addr)

@@ -11,6 +11,8 @@ use sqlx::{Connection, Executor, PgConnection};
 use std::time::Duration;
 use uuid::Uuid;
 
+pub mod images;
+
 pub const TEST_JWT_KEYS: &str = "test:0123456789abcdef0123456789abcdef";
 
 pub struct TestEnv {

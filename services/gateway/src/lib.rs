@@ -26,6 +26,17 @@ pub async fn serve(
     // Sockets and background tasks stop with the server, or when it fails.
     let realtime_shutdown = shutdown.child_token();
     let _stop_realtime = realtime_shutdown.clone().drop_guard();
+    if !config.vault.addr.trim().is_empty() {
+        // Tokens are signed and verified here, so this is where rotated JWT
+        // keys must land without a restart.
+        let session = messenger_platform::vault::Session::login(&config.vault).await?;
+        tokio::spawn(messenger_platform::vault::watch_token_keys(
+            config.clone(),
+            session,
+            state.key_ring(),
+            realtime_shutdown.clone(),
+        ));
+    }
     if config.features.websocket_enabled {
         state.set_realtime(realtime::Realtime::start(
             &config,

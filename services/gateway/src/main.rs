@@ -1,4 +1,5 @@
 use messenger_platform::auth::TokenKeys;
+use messenger_platform::healthcheck::Probe;
 use messenger_platform::service::{ServiceSpec, main as service_main};
 use std::process::ExitCode;
 
@@ -7,6 +8,9 @@ fn main() -> ExitCode {
         name: "gateway",
         database: None,
         listen_addr: |config| format!("{}:{}", config.server.host, config.server.port),
+        probe: Probe::Http {
+            path: "/api/v1/health",
+        },
         check: |config| TokenKeys::from_config(&config.auth).map(drop),
         serve: messenger_gateway::serve,
     })

@@ -1,7 +1,7 @@
 //! Shared state of the gateway: gRPC clients, token keys, Redis.
 
 use messenger_platform::Config;
-use messenger_platform::auth::TokenKeys;
+use messenger_platform::auth::{KeyRing, TokenKeys};
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
@@ -73,7 +73,7 @@ struct Inner {
     media: MediaClient,
     media_limits: MediaLimits,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
-    tokens: TokenKeys,
+    tokens: Arc<KeyRing>,
     redis: redis::Client,
     body_limit: usize,
     /// Set once at startup when WebSocket delivery is enabled.
@@ -109,7 +109,7 @@ impl AppState {
                 media: MediaServiceClient::with_interceptor(media, TracePropagation),
                 media_limits,
                 backends,
-                tokens: TokenKeys::from_config(&config.auth)?,
+                tokens: Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?)),
                 redis: redis::Client::open(config.redis.url())?,
                 realtime: std::sync::OnceLock::new(),
                 body_limit: config.server.body_limit_bytes,
@@ -137,8 +137,13 @@ impl AppState {
         &self.inner.media_limits
     }
 
-    pub fn tokens(&self) -> &TokenKeys {
-        &self.inner.tokens
+    /// The JWT keys in force now (they rotate while the gateway runs).
+    pub fn tokens(&self) -> Arc<TokenKeys> {
+        self.inner.tokens.current()
+    }
+
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.inner.tokens)
     }
 
     pub fn backends(&self) -> &[(&'static str, HealthClient<Channel>)] {

@@ -3,15 +3,9 @@
 use crate::permissions::Role;
 use crate::repo::{ChannelMemberRow, ChannelRow, GroupRow, MemberRow};
 use messenger_proto::groups::v1 as pb;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use messenger_platform::wire::timestamp;
 
 pub fn role(role: Option<Role>) -> pb::Role {
     match role {

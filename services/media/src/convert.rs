@@ -3,14 +3,8 @@
 use crate::repo::MediaRow;
 use messenger_proto::media::v1 as pb;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use messenger_platform::wire::timestamp;
 
 /// A thumbnail as recorded in `media.thumbnails`.
 #[derive(Serialize, Deserialize)]

@@ -137,43 +137,10 @@ mod tests {
         assert_eq!(sizes, vec![(64, 64, 48), (320, 320, 240)]);
     }
 
-    /// CRC-32 (IEEE), as PNG chunks carry it.
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
-    /// A PNG whose header announces `width` x `height` pixels (and no data).
-    fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut chunk = b"IHDR".to_vec();
-        chunk.extend_from_slice(&width.to_be_bytes());
-        chunk.extend_from_slice(&height.to_be_bytes());
-        chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\r".to_vec();
-        png.extend_from_slice(&chunk);
-        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        for kind in [b"IDAT", b"IEND"] {
-            png.extend_from_slice(&0u32.to_be_bytes());
-            png.extend_from_slice(kind);
-            png.extend_from_slice(&crc32(kind).to_be_bytes());
-        }
-        png
-    }
-
     #[test]
     fn bombs_and_garbage_are_refused() {
         // A PNG header claiming 100,000 x 100,000 pixels.
-        let bomb = png_header(100_000, 100_000);
+        let bomb = messenger_testkit::images::png_header(100_000, 100_000);
         let (w, h) = dimensions(&bomb).expect("header readable");
         assert!(too_many_pixels(w, h, 50_000_000));
         assert!(process(&bomb, "image/png", 50_000_000).is_err());

@@ -41,7 +41,7 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             }
         }
     };
-    loop {
+    'records: loop {
         let record = tokio::select! {
             _ = shutdown.cancelled() => break,
             record = consumer.recv() => record,
@@ -62,7 +62,7 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             while let Err(err) = handle(&media, id, &config).await {
                 tracing::warn!(error = %err, media_id = %id, "thumbnail worker failed; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => break 'records,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -72,7 +72,7 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             tracing::warn!(error = %err, "cannot store thumbnail worker offset");
         }
     }
-    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+    messenger_platform::kafka::close_consumer(consumer).await;
 }
 
 /// Processes one image. An error is worth retrying (storage or database);

@@ -3,15 +3,9 @@
 use crate::domain::MessageKind;
 use crate::repo::{MessageRow, NotificationRow, ReactionRow, ReadRow};
 use messenger_proto::messages::v1 as pb;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use messenger_platform::wire::timestamp;
 
 fn ids(ids: &[Uuid]) -> Vec<String> {
     ids.iter().map(Uuid::to_string).collect()

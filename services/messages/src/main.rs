@@ -1,3 +1,4 @@
+use messenger_platform::healthcheck::Probe;
 use messenger_platform::service::{ServiceSpec, main as service_main, no_check};
 use std::process::ExitCode;
 
@@ -6,6 +7,7 @@ fn main() -> ExitCode {
         name: "messages",
         database: Some((messenger_messages::SCHEMA, &messenger_messages::MIGRATOR)),
         listen_addr: |config| config.grpc.messages.listen.clone(),
+        probe: Probe::Grpc,
         check: no_check,
         serve: messenger_messages::serve,
     })

@@ -218,12 +218,17 @@ impl Messages {
             .await?;
         // Members newly mentioned by the edit are notified; those mentioned
         // before are not notified again.
-        let recipients = self.recipients(actor, access, &content, None).await?;
-        let newly: Vec<Uuid> = recipients
-            .mentioned
-            .into_iter()
-            .filter(|user| !current.mention_ids.contains(user))
-            .collect();
+        // (Only resolved when the text mentions anyone: most edits do not.)
+        let newly: Vec<Uuid> = if content.mentioned_usernames().is_empty() {
+            Vec::new()
+        } else {
+            self.recipients(actor, access, &content, None)
+                .await?
+                .mentioned
+                .into_iter()
+                .filter(|user| !current.mention_ids.contains(user))
+                .collect()
+        };
         let mut tx = self.pool.begin().await?;
         let message = repo::lock_message(&mut tx, id.0)
             .await?

@@ -2,14 +2,8 @@
 
 use crate::repo::UserRow;
 use messenger_proto::users::v1 as pb;
-use time::OffsetDateTime;
 
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use messenger_platform::wire::timestamp;
 
 impl From<UserRow> for pb::User {
     fn from(row: UserRow) -> Self {

@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 struct Service {
+    addr: std::net::SocketAddr,
     client: UsersServiceClient<Channel>,
     env: TestEnv,
     shutdown: CancellationToken,
@@ -37,6 +38,7 @@ async fn start_with(adjust: impl FnOnce(&mut messenger_platform::Config)) -> Ser
         .connect_lazy();
     let client = UsersServiceClient::new(channel);
     let service = Service {
+        addr,
         client,
         env,
         shutdown,
@@ -224,4 +226,35 @@ async fn a_separately_run_service_serves_its_metrics() {
     .expect("outbox metrics exposed");
     assert!(text.contains("outbox_pending"), "{text}");
     service.stop().await;
+}
+
+/// Runs `messenger-users healthcheck` against `listen` on a blocking thread
+/// (the service under test shares this test's runtime).
+async fn healthcheck(listen: String) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_messenger-users"))
+            .arg("healthcheck")
+            .env("USERS_GRPC_LISTEN", listen)
+            .env_remove("VAULT_ADDR")
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test]
+async fn healthcheck_subcommand_tells_serving_from_down() {
+    let service = start().await;
+    // A bind address, as containers configure it, probes loopback.
+    let listen = format!("0.0.0.0:{}", service.addr.port());
+    let up = healthcheck(listen.clone()).await;
+    assert!(up.status.success(), "{up:?}");
+    assert!(String::from_utf8_lossy(&up.stdout).contains("users: serving"));
+    service.stop().await;
+
+    let down = healthcheck(listen).await;
+    assert!(!down.status.success());
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
 }

@@ -27,39 +27,6 @@ fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-/// CRC-32 (IEEE), as PNG chunks carry it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG whose header announces `width` x `height` pixels (and no data).
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend_from_slice(&width.to_be_bytes());
-    chunk.extend_from_slice(&height.to_be_bytes());
-    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\r".to_vec();
-    png.extend_from_slice(&chunk);
-    png.extend_from_slice(&crc32(&chunk).to_be_bytes());
-    for kind in [b"IDAT", b"IEND"] {
-        png.extend_from_slice(&0u32.to_be_bytes());
-        png.extend_from_slice(kind);
-        png.extend_from_slice(&crc32(kind).to_be_bytes());
-    }
-    png
-}
-
 fn pdf(text: &str) -> Vec<u8> {
     format!("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% {text}\n%%EOF\n").into_bytes()
 }
@@ -273,7 +240,7 @@ async fn identical_content_is_stored_once_and_bad_uploads_leave_nothing() {
     assert_eq!(first.body["state"], "ready");
 
     // A PNG header announcing 100,000 x 100,000 pixels.
-    let bomb = png_header(100_000, 100_000);
+    let bomb = messenger_testkit::images::png_header(100_000, 100_000);
     let png = {
         let mut out = Cursor::new(Vec::new());
         DynamicImage::new_rgb8(4, 4)

@@ -5,14 +5,14 @@ use super::ConfigError;
 use serde_yaml::Value;
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     /// Kept verbatim (passwords, hosts): "0123" must stay a string.
     Text,
     /// Parsed as a YAML scalar: numbers and booleans.
     Scalar,
 }
 
-const OVERRIDES: &[(&str, &str, Kind)] = &[
+pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     ("SERVER_HOST", "server.host", Kind::Text),
     ("SERVER_PORT", "server.port", Kind::Scalar),
     (
@@ -173,11 +173,25 @@ const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Scalar,
     ),
     ("VAULT_ADDR", "vault.addr", Kind::Text),
+    ("VAULT_AUTH_METHOD", "vault.auth_method", Kind::Text),
     ("VAULT_TOKEN", "vault.token", Kind::Text),
     ("VAULT_ROLE_ID", "vault.role_id", Kind::Text),
     ("VAULT_SECRET_ID", "vault.secret_id", Kind::Text),
+    ("VAULT_APPROLE_MOUNT", "vault.approle_mount", Kind::Text),
+    ("VAULT_K8S_ROLE", "vault.kubernetes_role", Kind::Text),
+    ("VAULT_K8S_MOUNT", "vault.kubernetes_mount", Kind::Text),
+    (
+        "VAULT_K8S_TOKEN_PATH",
+        "vault.kubernetes_token_path",
+        Kind::Text,
+    ),
     ("VAULT_KV_MOUNT", "vault.kv_mount", Kind::Text),
     ("VAULT_SECRET_PATH", "vault.secret_path", Kind::Text),
+    (
+        "VAULT_REFRESH_SECONDS",
+        "vault.refresh_seconds",
+        Kind::Scalar,
+    ),
     ("RUST_LOG", "telemetry.log_level", Kind::Text),
     (
         "OTEL_EXPORTER_OTLP_ENDPOINT",

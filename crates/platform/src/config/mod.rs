@@ -4,6 +4,8 @@
 //! Loading fails with a message naming the offending key (and its environment
 //! variable) before any service binds a port.
 
+#[cfg(test)]
+mod coverage;
 mod env;
 mod model;
 

@@ -262,11 +262,29 @@ pub struct PasswordConfig {
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     pub addr: String,
+    pub auth_method: VaultAuthMethod,
     pub token: Secret,
     pub role_id: String,
     pub secret_id: Secret,
+    pub approle_mount: String,
+    pub kubernetes_role: String,
+    pub kubernetes_mount: String,
+    pub kubernetes_token_path: String,
     pub kv_mount: String,
     pub secret_path: String,
+    pub refresh_seconds: u64,
+}
+
+/// How a service proves its identity to Vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultAuthMethod {
+    /// A token given in configuration (development, or injected by an agent).
+    Token,
+    /// AppRole: role id plus secret id (VMs, docker compose in production).
+    Approle,
+    /// The pod's service account token (Kubernetes auth method).
+    Kubernetes,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -298,6 +316,7 @@ impl Config {
         )?;
         positive("redis.port", self.redis.port.into())?;
         positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
+        positive("vault.refresh_seconds", self.vault.refresh_seconds)?;
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;

@@ -46,7 +46,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         }
     };
     tracing::info!(%group, "realtime fan-out consuming");
-    loop {
+    'records: loop {
         let record = tokio::select! {
             _ = shutdown.cancelled() => break,
             record = consumer.recv() => record,
@@ -87,7 +87,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
                 Err(err) => {
                     tracing::warn!(error = %err, "fan-out cannot publish to Redis; retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break 'records,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -100,9 +100,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         }
     }
     // Hand the stored offsets over before leaving the group.
-    if let Err(err) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-        tracing::debug!(error = %err, "final fan-out commit");
-    }
+    messenger_platform::kafka::close_consumer(consumer).await;
 }
 
 /// The event id and the frames of one record.

@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let descriptors = protox::compile(&files, [&root])?;
     tonic_prost_build::configure()
+        // Upload chunks are sliced out of the receive buffer instead of
+        // copied into a Vec: they go to storage as they are.
+        .bytes(".messenger.media.v1.UploadChunk.data")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -17,12 +17,28 @@ pub fn server_span(request: &http::Request<()>) -> tracing::Span {
     span
 }
 
-/// A tonic server builder with the fleet's defaults (tracing, timeouts).
+/// A tonic server builder with the fleet's defaults (tracing, a 30 s limit
+/// per call).
 pub fn server() -> tonic::transport::Server<tower_layer::Identity> {
+    server_with_call_limit(Duration::from_secs(30))
+}
+
+/// The same with another limit per call, for services whose calls may
+/// legitimately run long (a large upload from a slow client).
+pub fn server_with_call_limit(limit: Duration) -> tonic::transport::Server<tower_layer::Identity> {
     tonic::transport::Server::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(limit)
+        // Bulk streams (uploads) would otherwise stall on 1 MiB windows and
+        // 16 KiB frames; calls with small messages are unaffected.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .trace_fn(server_span)
 }
+
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+const MAX_FRAME: u32 = 1024 * 1024;
 
 /// The standard `grpc.health.v1.Health` service plus its reporter.
 pub fn health() -> (
@@ -60,6 +76,8 @@ pub fn lazy_channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy())
 }

@@ -19,10 +19,6 @@ pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePro
 pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type MediaClient = MediaServiceClient<InterceptedService<Channel, TracePropagation>>;
 
-/// Slowest upload the gateway waits for, in bytes per second: the largest
-/// allowed file must get through at this rate.
-const MIN_UPLOAD_RATE: u64 = 64 * 1024;
-
 /// What the media routes need from the configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct MediaLimits {
@@ -33,9 +29,8 @@ pub struct MediaLimits {
     pub call_timeout: Duration,
     /// Longest a client may go without sending upload bytes.
     pub upload_idle_timeout: Duration,
-    /// Longest an upload may take in all, the service's answer included:
-    /// the largest allowed file at [`MIN_UPLOAD_RATE`] plus the usual
-    /// request time.
+    /// Longest an upload may take in all, the service's answer included
+    /// (`Config::media_upload_timeout`).
     pub upload_timeout: Duration,
 }
 
@@ -44,14 +39,13 @@ impl MediaLimits {
         let request = Duration::from_millis(config.server.request_timeout_ms);
         let max_image_bytes = config.media.max_image_bytes;
         let max_file_bytes = config.media.max_file_bytes;
-        let transfer = max_image_bytes.max(max_file_bytes) / MIN_UPLOAD_RATE;
         MediaLimits {
             uploads_enabled: config.features.file_upload_enabled,
             max_image_bytes,
             max_file_bytes,
             call_timeout: Duration::from_millis(config.grpc.timeout_ms),
             upload_idle_timeout: request,
-            upload_timeout: request.saturating_add(Duration::from_secs(transfer)),
+            upload_timeout: config.media_upload_timeout(),
         }
     }
 

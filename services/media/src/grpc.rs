@@ -65,7 +65,7 @@ impl MediaService for MediaGrpc {
             match chunk {
                 Ok(pb::UploadChunk {
                     chunk: Some(pb::upload_chunk::Chunk::Data(data)),
-                }) => Some(Ok(bytes::Bytes::from(data))),
+                }) => Some(Ok(data)),
                 Ok(_) => Some(Err(Error::invalid(
                     "data",
                     "only the first chunk may describe the upload",

@@ -56,7 +56,8 @@ pub async fn serve(
     reporter
         .set_serving::<MediaServiceServer<grpc::MediaGrpc>>()
         .await;
-    let router = rpc::server()
+    // An upload call lasts as long as the client takes to send the file.
+    let router = rpc::server_with_call_limit(config.media_upload_timeout())
         .add_service(health)
         .add_service(MediaServiceServer::new(grpc::MediaGrpc { media }));
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;

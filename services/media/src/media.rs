@@ -101,8 +101,7 @@ impl Media {
         let mut size = head.len() as u64;
         hasher.update(&head);
         let written: Result<()> = async {
-            writer.write(&head).await?;
-            drop(head);
+            writer.write(bytes::Bytes::from(head)).await?;
             if !ended {
                 while let Some(chunk) = chunks.next().await {
                     let chunk = chunk?;
@@ -113,7 +112,7 @@ impl Media {
                         )));
                     }
                     hasher.update(&chunk);
-                    writer.write(&chunk).await?;
+                    writer.write(chunk).await?;
                 }
             }
             if start.content_length != 0 && size != start.content_length {
@@ -137,14 +136,13 @@ impl Media {
         let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         repo::lock_content(&mut tx, &sha256).await?;
-        if let Err(err) = self
-            .storage
-            .promote(&temporary, &storage::blob(&sha256))
-            .await
-        {
+        let blob = storage::blob(&sha256);
+        if let Err(err) = self.storage.promote(&temporary, &blob).await {
             let _ = self.storage.delete(&temporary).await;
             return Err(err.into());
         }
+        // Acknowledged uploads must survive a crash of the host.
+        self.storage.make_durable(&blob).await?;
         let row = repo::insert(
             &mut tx,
             NewMedia {

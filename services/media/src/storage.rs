@@ -16,6 +16,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The directory behind a `file://` store: object_store writes files
+    /// without fsync, so durability is added here. (S3 is durable on ack.)
+    local_root: Option<std::path::PathBuf>,
 }
 
 pub fn blob(sha256: &str) -> Path {
@@ -33,9 +36,11 @@ pub fn temporary(id: uuid::Uuid) -> Path {
 impl Storage {
     /// `file://<dir>` (relative paths allowed) or `s3://bucket[/prefix]`.
     pub fn from_url(url: &str) -> anyhow::Result<Storage> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if let Some(dir) = url.strip_prefix("file://") {
             std::fs::create_dir_all(dir)
                 .map_err(|err| anyhow::anyhow!("media.storage_url: cannot create {dir}: {err}"))?;
+            local_root = Some(std::fs::canonicalize(dir)?);
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir)?)
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -50,7 +55,7 @@ impl Storage {
         } else {
             anyhow::bail!("media.storage_url must start with file:// or s3://, got {url:?}");
         };
-        Ok(Storage { store })
+        Ok(Storage { store, local_root })
     }
 
     pub async fn writer(&self, path: &Path) -> object_store::Result<Writer> {
@@ -72,6 +77,29 @@ impl Storage {
     /// existing blob is harmless: the content is the same.
     pub async fn promote(&self, from: &Path, to: &Path) -> object_store::Result<()> {
         self.store.rename(from, to).await
+    }
+
+    /// Makes an object and its name survive a power loss (fsync of the file
+    /// and of its directory) before the upload is acknowledged.
+    pub async fn make_durable(&self, path: &Path) -> object_store::Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|err| std::io::Error::other(err.to_string()))
+        .and_then(|synced| synced)
+        .map_err(|source| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(source),
+        })
     }
 
     pub async fn delete(&self, path: &Path) -> object_store::Result<()> {
@@ -107,9 +135,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub async fn write(&mut self, bytes: &[u8]) -> object_store::Result<()> {
+    /// Takes the chunk without copying it (it becomes part of a part).
+    pub async fn write(&mut self, bytes: Bytes) -> object_store::Result<()> {
         self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        self.inner.write(bytes);
+        self.inner.put(bytes);
         Ok(())
     }
 

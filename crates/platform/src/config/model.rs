@@ -294,7 +294,20 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: String,
 }
 
+/// Slowest upload the fleet waits for, in bytes per second: the largest
+/// allowed file must get through at this rate.
+const MIN_UPLOAD_RATE: u64 = 64 * 1024;
+
 impl Config {
+    /// Longest an upload may take in all (the largest allowed file at
+    /// [`MIN_UPLOAD_RATE`] plus the usual request time): the gateway and the
+    /// media service must both allow it, or slow clients fail halfway.
+    pub fn media_upload_timeout(&self) -> std::time::Duration {
+        let request = std::time::Duration::from_millis(self.server.request_timeout_ms);
+        let largest = self.media.max_image_bytes.max(self.media.max_file_bytes);
+        request.saturating_add(std::time::Duration::from_secs(largest / MIN_UPLOAD_RATE))
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let positive = |key: &str, value: u64| {
             if value == 0 {

@@ -108,14 +108,14 @@ async fn forward(
         bytes.clear();
         while pending.len() >= CHUNK_BYTES {
             let piece = pending.split_to(CHUNK_BYTES);
-            let data = chunk(pb::upload_chunk::Chunk::Data(piece.to_vec()));
+            let data = chunk(pb::upload_chunk::Chunk::Data(piece.freeze()));
             if frames.send(data).await.is_err() {
                 return Ok(());
             }
         }
     }
     if !pending.is_empty() {
-        let data = chunk(pb::upload_chunk::Chunk::Data(pending.to_vec()));
+        let data = chunk(pb::upload_chunk::Chunk::Data(pending.freeze()));
         if frames.send(data).await.is_err() {
             return Ok(());
         }

@@ -36,9 +36,9 @@ pub fn server_with_call_limit(limit: Duration) -> tonic::transport::Server<tower
         .trace_fn(server_span)
 }
 
-const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
-const MAX_FRAME: u32 = 1024 * 1024;
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+const MAX_FRAME: u32 = 256 * 1024;
 
 /// The standard `grpc.health.v1.Health` service plus its reporter.
 pub fn health() -> (

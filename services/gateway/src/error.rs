@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Map<String, Value>,
+    /// Rate limiting: what the 429's `Retry-After` and `RateLimit-*` say.
+    pub rate_limit: Option<crate::ratelimit::Decision>,
 }
 
 /// Error response body.
@@ -43,6 +45,23 @@ impl ApiError {
             code,
             message: message.into(),
             details: Map::new(),
+            rate_limit: None,
+        }
+    }
+
+    /// 429: the caller used up its allowance for this kind of request.
+    pub fn too_many_requests(decision: crate::ratelimit::Decision) -> Self {
+        ApiError {
+            rate_limit: Some(decision),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many requests; retry in {} s",
+                    decision.retry_after.max(1)
+                ),
+            )
+            .with_detail("retry_after", decision.retry_after.max(1))
         }
     }
 
@@ -149,6 +168,7 @@ impl From<PathRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let rate_limit = self.rate_limit;
         let body = ErrorBody {
             error: ErrorObject {
                 code: self.code.to_owned(),
@@ -161,6 +181,14 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"messenger\""),
+            );
+        }
+        if let Some(decision) = rate_limit {
+            let headers = response.headers_mut();
+            crate::http::rate_limit::set_headers(headers, decision);
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.retry_after.max(1)),
             );
         }
         response

@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 pub mod http;
+mod ratelimit;
 pub mod realtime;
 mod state;
 
@@ -52,6 +53,8 @@ pub async fn serve(
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
     });
+    // Peer addresses feed per-address rate limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

@@ -70,6 +70,9 @@ struct Inner {
     tokens: Arc<KeyRing>,
     redis: redis::Client,
     body_limit: usize,
+    rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
+    client_ip_header: Option<axum::http::HeaderName>,
+    ws_frames_per_second: Option<u32>,
     /// Set once at startup when WebSocket delivery is enabled.
     realtime: std::sync::OnceLock<Arc<crate::realtime::Realtime>>,
 }
@@ -105,6 +108,12 @@ impl AppState {
                 backends,
                 tokens: Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?)),
                 redis: redis::Client::open(config.redis.url())?,
+                rate_limiter: rate_limiter(config)?,
+                client_ip_header: client_ip_header(config)?,
+                ws_frames_per_second: config
+                    .features
+                    .rate_limit_enabled
+                    .then_some(config.rate_limit.ws_frames_per_second),
                 realtime: std::sync::OnceLock::new(),
                 body_limit: config.server.body_limit_bytes,
             }),
@@ -134,6 +143,20 @@ impl AppState {
     /// The JWT keys in force now (they rotate while the gateway runs).
     pub fn tokens(&self) -> Arc<TokenKeys> {
         self.inner.tokens.current()
+    }
+
+    /// The shared rate limiter, when rate limiting is on.
+    pub fn rate_limiter(&self) -> Option<&crate::ratelimit::RateLimiter> {
+        self.inner.rate_limiter.as_deref()
+    }
+
+    pub fn client_ip_header(&self) -> Option<&axum::http::HeaderName> {
+        self.inner.client_ip_header.as_ref()
+    }
+
+    /// Frames one socket may send per second, when rate limiting is on.
+    pub fn ws_frames_per_second(&self) -> Option<u32> {
+        self.inner.ws_frames_per_second
     }
 
     pub fn key_ring(&self) -> Arc<KeyRing> {
@@ -178,4 +201,35 @@ pub async fn call<T>(
     metrics::counter!("grpc_client_requests_total", "method" => method, "code" => code)
         .increment(1);
     result.map(tonic::Response::into_inner)
+}
+
+fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<crate::ratelimit::RateLimiter>>> {
+    if !config.features.rate_limit_enabled {
+        return Ok(None);
+    }
+    let limits = &config.rate_limit;
+    Ok(Some(Arc::new(crate::ratelimit::RateLimiter::new(
+        redis::Client::open(config.redis.url())?,
+        crate::ratelimit::Limits {
+            auth: limits.auth_per_minute,
+            login_account: limits.login_per_account_per_minute,
+            send: limits.send_per_minute,
+            upload: limits.upload_per_minute,
+            search: limits.search_per_minute,
+            default: limits.default_per_minute,
+        },
+        // Fleets sharing one Redis (and parallel tests) keep apart by the
+        // prefix that already keeps their Kafka topics apart.
+        &config.kafka.topic_prefix,
+    ))))
+}
+
+fn client_ip_header(config: &Config) -> anyhow::Result<Option<axum::http::HeaderName>> {
+    let name = config.rate_limit.client_ip_header.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("rate_limit.client_ip_header: {name:?} is not a header name"))
 }

@@ -59,10 +59,24 @@ impl Storage {
     }
 
     pub async fn writer(&self, path: &Path) -> object_store::Result<Writer> {
+        if let Some(root) = &self.local_root {
+            let path = root.join(path.as_ref());
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(local_error)?;
+            }
+            let file = tokio::fs::File::create(&path).await.map_err(local_error)?;
+            return Ok(Writer::Local(LocalWriter {
+                file,
+                path,
+                written: 0,
+                flushed: 0,
+                syncing: None,
+            }));
+        }
         let upload = self.store.put_multipart(path).await?;
-        Ok(Writer {
-            inner: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
-        })
+        Ok(Writer::Remote(WriteMultipart::new_with_chunk_size(
+            upload, PART_BYTES,
+        )))
     }
 
     pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> object_store::Result<()> {
@@ -96,10 +110,7 @@ impl Storage {
         .await
         .map_err(|err| std::io::Error::other(err.to_string()))
         .and_then(|synced| synced)
-        .map_err(|source| object_store::Error::Generic {
-            store: "LocalFileSystem",
-            source: Box::new(source),
-        })
+        .map_err(local_error)
     }
 
     pub async fn delete(&self, path: &Path) -> object_store::Result<()> {
@@ -129,28 +140,102 @@ impl Storage {
     }
 }
 
-/// A streamed write: parts go out while later bytes are still arriving.
-pub struct Writer {
-    inner: WriteMultipart,
+/// A streamed write: bytes go out while later bytes are still arriving.
+pub enum Writer {
+    /// S3 and the like: parts upload while later bytes arrive.
+    Remote(WriteMultipart),
+    /// A local file, written as chunks arrive and synced in the background
+    /// every few MiB, so the final fsync has little left to wait for.
+    Local(LocalWriter),
 }
 
+pub struct LocalWriter {
+    file: tokio::fs::File,
+    path: std::path::PathBuf,
+    written: u64,
+    flushed: u64,
+    /// A background fdatasync of what was written so far: the disk works
+    /// while later chunks arrive.
+    syncing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Bytes written before the disk is asked to start writing them back.
+const WRITEBACK_BYTES: u64 = 4 * 1024 * 1024;
+
 impl Writer {
-    /// Takes the chunk without copying it (it becomes part of a part).
+    /// Takes the chunk without copying it (S3: it becomes part of a part).
     pub async fn write(&mut self, bytes: Bytes) -> object_store::Result<()> {
-        self.inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-        self.inner.put(bytes);
-        Ok(())
+        match self {
+            Writer::Remote(inner) => {
+                inner.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                inner.put(bytes);
+                Ok(())
+            }
+            Writer::Local(local) => local.write(&bytes).await.map_err(local_error),
+        }
     }
 
     pub async fn finish(self) -> object_store::Result<()> {
-        self.inner.finish().await.map(|_| ())
+        match self {
+            Writer::Remote(inner) => inner.finish().await.map(|_| ()),
+            Writer::Local(local) => local.finish().await.map_err(local_error),
+        }
     }
 
     /// Drops everything written: nothing is left in storage.
     pub async fn abort(self) {
-        if let Err(err) = self.inner.abort().await {
+        let outcome = match self {
+            Writer::Remote(inner) => inner.abort().await,
+            Writer::Local(local) => {
+                if let Some(syncing) = local.syncing {
+                    syncing.abort();
+                }
+                drop(local.file);
+                tokio::fs::remove_file(&local.path)
+                    .await
+                    .map_err(local_error)
+            }
+        };
+        if let Err(err) = outcome {
             tracing::warn!(%err, "could not abort a partial upload");
         }
+    }
+}
+
+impl LocalWriter {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.file.write_all(bytes).await?;
+        self.written += bytes.len() as u64;
+        let idle = self.syncing.as_ref().is_none_or(|sync| sync.is_finished());
+        if idle && self.written - self.flushed >= WRITEBACK_BYTES {
+            if let Some(done) = self.syncing.take() {
+                done.await.map_err(std::io::Error::other)??;
+            }
+            // Everything handed to the file so far must be in the kernel
+            // before it is synced.
+            self.file.flush().await?;
+            let handle = self.file.try_clone().await?;
+            self.syncing = Some(tokio::spawn(async move { handle.sync_data().await }));
+            self.flushed = self.written;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.file.flush().await?;
+        if let Some(done) = self.syncing.take() {
+            done.await.map_err(std::io::Error::other)??;
+        }
+        self.file.sync_all().await
+    }
+}
+
+fn local_error(source: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
     }
 }
 

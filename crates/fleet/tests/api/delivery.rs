@@ -5,7 +5,6 @@
 use crate::groups::{User, add_member, user};
 use crate::helpers::TestApp;
 use crate::messages::{group_with_channel, send};
-use messenger_platform::CancellationToken;
 use messenger_proto::messages::v1 as pb;
 use prost::Message as _;
 use rdkafka::Message;
@@ -13,21 +12,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-
-/// A second gateway replica in front of the same backend services.
-async fn second_gateway(app: &TestApp) -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let shutdown = CancellationToken::new();
-    tokio::spawn(messenger_gateway::serve(
-        app.config.clone(),
-        listener,
-        shutdown.clone(),
-    ));
-    (base, shutdown)
-}
 
 async fn send_keyed(
     http: &reqwest::Client,
@@ -53,7 +37,7 @@ async fn a_retry_through_another_replica_returns_the_first_message() {
     let app = TestApp::spawn().await;
     let ann = user(&app, "rep_ann").await;
     let (_, channel) = group_with_channel(&app, &ann, "Replicas").await;
-    let (other, stop_other) = second_gateway(&app).await;
+    let (other, stop_other) = app.second_gateway().await;
     let http = reqwest::Client::new();
 
     let (status, first) = send_keyed(&http, &app.base, &ann, &channel, "phone-42").await;

@@ -173,6 +173,22 @@ impl TestApp {
         }
     }
 
+    /// A second gateway replica in front of the same services and Redis, in
+    /// the same fan-out consumer group.
+    pub async fn second_gateway(&self) -> (String, CancellationToken) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listener");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(messenger_gateway::serve(
+            self.config.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        (base, shutdown)
+    }
+
     /// Registers `username` and returns the auth response.
     pub async fn register(&self, username: &str) -> Value {
         let response = self

@@ -19,6 +19,27 @@ async fn health_ready_metrics_and_unknown_routes() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&missing), "not_found");
 
+    // Security headers on answers of every kind: success, 404, 401.
+    let anonymous = app.get("/api/v1/users/me", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    for response in [&health, &missing, &anonymous] {
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "no-referrer"),
+            (
+                "content-security-policy",
+                "default-src 'none'; frame-ancestors 'none'; sandbox",
+            ),
+        ] {
+            assert_eq!(
+                response.headers.get(name).map(|v| v.as_bytes()),
+                Some(value.as_bytes()),
+                "{name}"
+            );
+        }
+    }
+
     app.register("metered").await;
     let metrics = app
         .http

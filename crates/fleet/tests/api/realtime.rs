@@ -5,7 +5,6 @@ use crate::groups::{User, add_member, user};
 use crate::helpers::TestApp;
 use crate::messages::{group_with_channel, send};
 use crate::ws::{Next, Ws};
-use messenger_platform::CancellationToken;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -168,26 +167,10 @@ async fn a_reconnecting_client_resumes_exactly_where_it_left_off() {
     app.cleanup().await;
 }
 
-/// A second gateway replica in front of the same services and Redis, in
-/// the same fan-out consumer group.
-async fn second_gateway(app: &TestApp) -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listener");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let shutdown = CancellationToken::new();
-    tokio::spawn(messenger_gateway::serve(
-        app.config.clone(),
-        listener,
-        shutdown.clone(),
-    ));
-    (base, shutdown)
-}
-
 #[tokio::test]
 async fn two_replicas_deliver_every_event_once_in_order() {
     let app = TestApp::spawn().await;
-    let (other, stop_other) = second_gateway(&app).await;
+    let (other, stop_other) = app.second_gateway().await;
     let ann = user(&app, "two_ann").await;
     let ben = user(&app, "two_ben").await;
     let cat = user(&app, "two_cat").await;
@@ -360,7 +343,7 @@ async fn a_client_that_stops_reading_is_disconnected_not_buffered() {
 #[tokio::test]
 async fn a_client_of_a_stopped_replica_resumes_on_another_without_loss() {
     let app = TestApp::spawn().await;
-    let (other, stop_other) = second_gateway(&app).await;
+    let (other, stop_other) = app.second_gateway().await;
     let ann = user(&app, "fail_ann").await;
     let ben = user(&app, "fail_ben").await;
     let (group, channel) = group_with_channel(&app, &ann, "Failover").await;

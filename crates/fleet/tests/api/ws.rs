@@ -102,6 +102,19 @@ impl Ws {
         }
     }
 
+    /// The next frame of `kind` within `wait` (others skipped), if any.
+    pub async fn next_of(&mut self, kind: &str, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Next::Frame(frame) if frame["type"] == kind => return Some(frame),
+                Next::Frame(_) => continue,
+                Next::TimedOut | Next::Closed(_) => return None,
+            }
+        }
+    }
+
     /// The next `n` frames of `kind`.
     pub async fn collect(&mut self, kind: &str, n: usize) -> Vec<Value> {
         let mut frames = Vec::with_capacity(n);

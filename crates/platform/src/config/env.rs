@@ -81,6 +81,46 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Scalar,
     ),
     ("DEBUG_ENABLED", "features.debug_enabled", Kind::Scalar),
+    (
+        "RATE_LIMIT_AUTH_PER_MINUTE",
+        "rate_limit.auth_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE",
+        "rate_limit.login_per_account_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_SEND_PER_MINUTE",
+        "rate_limit.send_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_UPLOAD_PER_MINUTE",
+        "rate_limit.upload_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_SEARCH_PER_MINUTE",
+        "rate_limit.search_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_DEFAULT_PER_MINUTE",
+        "rate_limit.default_per_minute",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_WS_FRAMES_PER_SECOND",
+        "rate_limit.ws_frames_per_second",
+        Kind::Scalar,
+    ),
+    (
+        "RATE_LIMIT_CLIENT_IP_HEADER",
+        "rate_limit.client_ip_header",
+        Kind::Text,
+    ),
     ("DB_HOST", "database.host", Kind::Text),
     ("DB_PORT", "database.port", Kind::Scalar),
     ("DB_USER", "database.user", Kind::Text),

@@ -41,6 +41,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub passwords: PasswordConfig,
     pub vault: VaultConfig,
+    pub rate_limit: RateLimitConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -275,6 +276,22 @@ pub struct VaultConfig {
     pub refresh_seconds: u64,
 }
 
+/// Allowances of the gateway's rate limiter (`features.rate_limit_enabled`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub auth_per_minute: u32,
+    pub login_per_account_per_minute: u32,
+    pub send_per_minute: u32,
+    pub upload_per_minute: u32,
+    pub search_per_minute: u32,
+    pub default_per_minute: u32,
+    pub ws_frames_per_second: u32,
+    /// Header carrying the client address from a trusted proxy; empty: the
+    /// TCP peer is the client.
+    pub client_ip_header: String,
+}
+
 /// How a service proves its identity to Vault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -330,6 +347,24 @@ impl Config {
         positive("redis.port", self.redis.port.into())?;
         positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
         positive("vault.refresh_seconds", self.vault.refresh_seconds)?;
+        let limits = &self.rate_limit;
+        for (key, value) in [
+            ("rate_limit.auth_per_minute", limits.auth_per_minute),
+            (
+                "rate_limit.login_per_account_per_minute",
+                limits.login_per_account_per_minute,
+            ),
+            ("rate_limit.send_per_minute", limits.send_per_minute),
+            ("rate_limit.upload_per_minute", limits.upload_per_minute),
+            ("rate_limit.search_per_minute", limits.search_per_minute),
+            ("rate_limit.default_per_minute", limits.default_per_minute),
+            (
+                "rate_limit.ws_frames_per_second",
+                limits.ws_frames_per_second,
+            ),
+        ] {
+            positive(key, value.into())?;
+        }
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;

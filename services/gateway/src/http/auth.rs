@@ -53,6 +53,17 @@ pub async fn login(
     headers: HeaderMap,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
+    if let Some(limiter) = state.rate_limiter() {
+        // Per account, whatever the address: guessing one user's password
+        // from many addresses is slowed too.
+        let account = request.login.trim().to_lowercase();
+        let decision = limiter
+            .check(crate::ratelimit::Class::LoginAccount, &account)
+            .await;
+        if let Some(decision) = decision.filter(|decision| !decision.allowed) {
+            return Err(ApiError::too_many_requests(decision));
+        }
+    }
     let verify = pb::VerifyPasswordRequest {
         login: request.login,
         password: request.password,

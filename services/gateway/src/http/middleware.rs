@@ -47,6 +47,20 @@ pub fn apply(router: Router, config: &Config, upload_timeout: Duration) -> Route
                 HeaderName::from_static("x-content-type-options"),
                 HeaderValue::from_static("nosniff"),
             ))
+            // Nothing the API serves is a page: never framed, never leaking
+            // its URL, and user files opened directly run no script.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static("x-frame-options"),
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static("referrer-policy"),
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                HeaderName::from_static("content-security-policy"),
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; sandbox"),
+            ))
             // Bounds the time a slow client or backend can hold a request.
             .layer(from_fn_with_state(timeouts, limit_time)),
     )
@@ -109,8 +123,23 @@ fn cors(config: &Config) -> CorsLayer {
             Method::DELETE,
         ])
         .allow_headers(Any)
+        // Browsers hide response headers from scripts unless listed.
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            axum::http::header::RETRY_AFTER,
+            axum::http::header::ETAG,
+            axum::http::header::CONTENT_DISPOSITION,
+        ])
         .max_age(Duration::from_secs(600));
     if origins == "*" {
+        if !config.features.debug_enabled {
+            tracing::warn!(
+                "CORS allows every origin (CORS_ALLOWED_ORIGINS=*): meant for development; list the web clients' origins in production"
+            );
+        }
         layer.allow_origin(Any)
     } else {
         let list: Vec<HeaderValue> = origins

@@ -20,6 +20,7 @@ pub mod messages_dto;
 pub mod messages_requests;
 mod middleware;
 mod notifications;
+pub mod rate_limit;
 mod reactions;
 mod reads;
 mod users;
@@ -175,6 +176,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         // this; the upload route streams its raw `Body` and checks sizes
         // itself.
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .with_state(state);
     middleware::apply(app, config, upload_timeout)
 }

@@ -57,6 +57,10 @@ struct Connection {
     batching: bool,
     rooms: HashMap<Room, Joined>,
     audience: Vec<Uuid>,
+    /// Frames this client may still send (rate limiting on).
+    budget: Option<crate::ratelimit::FrameBudget>,
+    /// Already told it is sending too fast: one notice per burst.
+    throttled: bool,
 }
 
 pub async fn serve(
@@ -97,6 +101,9 @@ pub async fn serve(
             return;
         }
     };
+    let app_budget = app
+        .ws_frames_per_second()
+        .map(crate::ratelimit::FrameBudget::new);
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
     let overflow = Arc::new(tokio::sync::Notify::new());
@@ -112,6 +119,8 @@ pub async fn serve(
         batching: false,
         rooms: HashMap::new(),
         audience: Vec::new(),
+        budget: app_budget,
+        throttled: false,
     };
     let closing = connection.run(stream, rx).await;
     realtime.hub.remove_socket(id).await;
@@ -218,6 +227,15 @@ impl Connection {
         self.flush().await
     }
 
+    /// Takes one frame from the budget; a frame within it ends a burst.
+    fn within_budget(&mut self) -> bool {
+        let within = self.budget.as_mut().is_none_or(|budget| budget.take());
+        if within {
+            self.throttled = false;
+        }
+        within
+    }
+
     async fn run(
         &mut self,
         mut stream: SplitStream<WebSocket>,
@@ -251,7 +269,15 @@ impl Connection {
                     Err(Closing(close::TOKEN_EXPIRED, "the access token expired; refresh it and reconnect"))
                 }
                 incoming = stream.next() => match incoming {
-                    Some(Ok(Message::Text(text))) => self.on_client_frame(&text, &mut answered_beats).await,
+                    Some(Ok(Message::Text(text))) => {
+                        if self.within_budget() {
+                            self.on_client_frame(&text, &mut answered_beats).await
+                        } else if !std::mem::replace(&mut self.throttled, true) {
+                            self.send(&frames::error("rate_limited", "too many frames; slow down")).await
+                        } else {
+                            Ok(())
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => self.send(&frames::error("invalid_frame", "frames are JSON text")).await,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                     Some(Ok(_)) => Ok(()), // pings are answered by the socket itself

@@ -1,0 +1,104 @@
+//! Rate limiting: per-class allowances shared by gateway replicas through
+//! Redis, 429 with `Retry-After` and `RateLimit-*`, logins slowed per
+//! account, WebSocket frames limited per socket.
+
+use crate::helpers::{TestApp, token};
+use crate::ws::Ws;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
+    response.headers().get(name)?.to_str().ok()?.parse().ok()
+}
+
+#[tokio::test]
+async fn requests_over_the_allowance_get_429_on_every_replica() {
+    let app = TestApp::spawn_with(|config| {
+        config.features.rate_limit_enabled = true;
+        config.rate_limit.search_per_minute = 3;
+        config.rate_limit.login_per_account_per_minute = 2;
+    })
+    .await;
+    let (other, stop_other) = app.second_gateway().await;
+    let access = token(&app.register("limited").await);
+    let search = |base: &str| {
+        app.http
+            .get(format!("{base}/api/v1/users?q=lim"))
+            .bearer_auth(&access)
+            .send()
+    };
+    let mut remaining = Vec::new();
+    for base in [&app.base, &other, &app.base] {
+        let response = search(base).await.expect("search");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "ratelimit-limit"), Some(3));
+        remaining.push(header(&response, "ratelimit-remaining").expect("remaining"));
+    }
+    assert_eq!(remaining, [2, 1, 0], "one allowance across both replicas");
+    for base in [&other, &app.base] {
+        let refused = search(base).await.expect("search");
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        // One token comes back every 20 s.
+        let retry = header(&refused, "retry-after").expect("Retry-After");
+        assert!((1..=20).contains(&retry), "{retry}");
+        assert_eq!(header(&refused, "ratelimit-remaining"), Some(0));
+        let body: Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "rate_limited");
+    }
+    // Other classes have their own allowance; probes are never limited.
+    let me = app.get("/api/v1/users/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/health", None).await.status, StatusCode::OK);
+    }
+
+    // Password guessing against one account: two attempts a minute, then
+    // 429 even with the right password, from either replica.
+    let login = |base: &str, password: &str| {
+        app.http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"login": "Limited", "password": password}))
+            .send()
+    };
+    for base in [&app.base, &other] {
+        let wrong = login(base, "wrong guess").await.expect("login");
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login(&app.base, "correct horse").await.expect("login");
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&blocked, "retry-after").is_some());
+    stop_other.cancel();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_socket_sending_too_fast_is_told_and_its_extra_frames_dropped() {
+    let app = TestApp::spawn_with(|config| {
+        config.features.rate_limit_enabled = true;
+        config.rate_limit.ws_frames_per_second = 5;
+    })
+    .await;
+    let access = token(&app.register("chatty").await);
+    let (mut ws, _) = Ws::open(&app.base, &access).await;
+    for _ in 0..30 {
+        ws.send("no_such_frame", json!({})).await;
+    }
+    let mut codes = Vec::new();
+    while let Some(error) = ws.next_of("error", Duration::from_millis(500)).await {
+        codes.push(
+            error["data"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let refused = codes.iter().filter(|code| *code == "invalid_frame").count();
+    let limited = codes.iter().filter(|code| *code == "rate_limited").count();
+    // About five frames are handled (plus what refilled meanwhile), the rest
+    // dropped with a single notice.
+    assert!((5..30).contains(&refused), "{codes:?}");
+    assert_eq!(limited, 1, "{codes:?}");
+    ws.close().await;
+    app.cleanup().await;
+}

@@ -13,6 +13,7 @@ mod media;
 mod messages;
 mod ops;
 mod realtime;
+mod sweep;
 mod users;
 mod vault;
 mod ws;

@@ -209,6 +209,33 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             &kicked,
         );
 
+        // Roles are granted and bans laid by admins and the owner only.
+        let target = user(&app, &format!("sw_role_{role}")).await;
+        add_member(&app, &group, &w.owner, &target, "member").await;
+        let promoted = attempt(
+            &app,
+            caller,
+            Method::PATCH,
+            &format!("/api/v1/groups/{group}/members/{}", target.id),
+            Some(json!({"role": "moderator"})),
+        )
+        .await;
+        check(
+            "PATCH member role",
+            role,
+            from("admin", OK)[index],
+            &promoted,
+        );
+        let banned = attempt(
+            &app,
+            caller,
+            Method::PUT,
+            &format!("/api/v1/groups/{group}/bans/{}", target.id),
+            None,
+        )
+        .await;
+        check("PUT ban", role, from("admin", GONE)[index], &banned);
+
         let others = send(&app, &w.author, &channel, "delete me").await["id"]
             .as_str()
             .expect("id")

@@ -27,16 +27,16 @@ fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
-fn pdf(text: &str) -> Vec<u8> {
+pub fn pdf(text: &str) -> Vec<u8> {
     format!("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% {text}\n%%EOF\n").into_bytes()
 }
 
-struct Upload {
-    status: StatusCode,
-    body: Value,
+pub struct Upload {
+    pub status: StatusCode,
+    pub body: Value,
 }
 
-async fn upload(
+pub async fn upload(
     app: &TestApp,
     who: &User,
     filename: &str,

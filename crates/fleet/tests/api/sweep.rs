@@ -256,6 +256,42 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
         );
     }
 
+    // A file is private to its uploader until attached in a conversation;
+    // then every member may read it, and outsiders still cannot.
+    let file = crate::media::upload(
+        &app,
+        &w.author,
+        "plan.pdf",
+        "application/pdf",
+        crate::media::pdf("plan"),
+    )
+    .await;
+    let file_id = file.body["id"].as_str().expect("media id").to_owned();
+    let info = format!("/api/v1/media/{file_id}/info");
+    let unattached = [UNAUTH, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN];
+    for (index, role) in ROLES.iter().enumerate() {
+        let got = attempt(&app, &w.callers[index], Method::GET, &info, None).await;
+        check("GET media info (unattached)", role, unattached[index], &got);
+    }
+    let attached = app
+        .call(
+            Method::POST,
+            format!("/api/v1/channels/{channel}/messages"),
+            w.author.token.clone(),
+            Some(json!({"content": "see attached", "attachments": [file_id]})),
+        )
+        .await;
+    assert_eq!(attached.status, CREATED, "{}", attached.body);
+    for (index, role) in ROLES.iter().enumerate() {
+        let got = attempt(&app, &w.callers[index], Method::GET, &info, None).await;
+        check(
+            "GET media info (attached)",
+            role,
+            from("member", OK)[index],
+            &got,
+        );
+    }
+
     // WebSocket: members join the channel's room, an outsider learns
     // nothing, an anonymous socket is closed.
     for (index, role) in ROLES.iter().enumerate() {

@@ -56,22 +56,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::copy(&source, dir.join("copy.pdf"))?;
     let copy = copy_started.elapsed();
     // The same through user space, 64 KiB at a time (no in-kernel copy).
-    let stream_started = Instant::now();
-    {
-        use std::io::{Read, Write};
-        let mut from = std::fs::File::open(&source)?;
-        let mut to = std::fs::File::create(dir.join("copy2.pdf"))?;
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let n = from.read(&mut buffer)?;
-            if n == 0 {
-                break;
-            }
-            to.write_all(&buffer[..n])?;
-        }
-        to.flush()?;
-    }
-    let streamed_copy = stream_started.elapsed();
+    let streamed_copy = user_space_copy(&source, &dir.join("copy2.pdf"), false)?;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = fleet.rss()?;
@@ -94,7 +79,11 @@ async fn main() -> anyhow::Result<()> {
     let mut durable_copies = Vec::new();
     let mut uploads = Vec::new();
     for round in 0..ROUNDS {
-        durable_copies.push(durable_copy(&source, &dir, round)?);
+        durable_copies.push(user_space_copy(
+            &source,
+            &dir.join(format!("durable{round}.pdf")),
+            true,
+        )?);
         eprintln!(
             "uploading {megabytes} MB through the gateway ({}/{ROUNDS})",
             round + 1
@@ -241,17 +230,17 @@ fn rss_of(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Copies `source` through user space and makes the copy durable (fsync of
-/// the file and its directory), as an upload is before it is answered.
-fn durable_copy(
+/// Copies `source` through user space, 64 KiB at a time; `durable` also
+/// syncs the copy and its directory, as an upload is before it is answered.
+fn user_space_copy(
     source: &std::path::Path,
-    dir: &std::path::Path,
-    round: usize,
+    target: &std::path::Path,
+    durable: bool,
 ) -> std::io::Result<Duration> {
     use std::io::{Read, Write};
     let started = Instant::now();
     let mut from = std::fs::File::open(source)?;
-    let mut to = std::fs::File::create(dir.join(format!("durable{round}.pdf")))?;
+    let mut to = std::fs::File::create(target)?;
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let n = from.read(&mut buffer)?;
@@ -260,8 +249,13 @@ fn durable_copy(
         }
         to.write_all(&buffer[..n])?;
     }
-    to.sync_all()?;
-    std::fs::File::open(dir)?.sync_all()?;
+    to.flush()?;
+    if durable {
+        to.sync_all()?;
+        if let Some(dir) = target.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
     Ok(started.elapsed())
 }
 

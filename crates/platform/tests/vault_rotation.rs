@@ -31,6 +31,22 @@ fn kid_of(token: &str) -> String {
         .expect("kid")
 }
 
+/// Writes key set {b, a} with b active and waits until `ring` signs with b.
+async fn rotate_to_b(addr: &str, path: &str, ring: &KeyRing, failure: &str) {
+    write_secret(
+        addr,
+        path,
+        json!({ "jwt_keys": format!("{KEY_B},{KEY_A}"), "jwt_active_kid": "b" }),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || ring.current().active_kid()
+            == "b")
+        .await,
+        "{failure}"
+    );
+}
+
 /// Starts the refresher for `config` (secrets already applied) and returns
 /// the key ring it keeps up to date.
 async fn follow(config: &messenger_platform::Config, shutdown: &CancellationToken) -> Arc<KeyRing> {
@@ -65,18 +81,7 @@ async fn rotated_keys_apply_without_restart_and_old_tokens_stay_valid() {
     let before = ring.current().issue(principal()).expect("issue").token;
     assert_eq!(kid_of(&before), "a");
 
-    write_secret(
-        &addr,
-        &path,
-        json!({ "jwt_keys": format!("{KEY_B},{KEY_A}"), "jwt_active_kid": "b" }),
-    )
-    .await;
-    assert!(
-        eventually(Duration::from_secs(10), || ring.current().active_kid()
-            == "b")
-        .await,
-        "the new key was not picked up"
-    );
+    rotate_to_b(&addr, &path, &ring, "the new key was not picked up").await;
     let after = ring.current().issue(principal()).expect("issue").token;
     assert_eq!(kid_of(&after), "b");
     ring.current()
@@ -139,18 +144,13 @@ async fn short_lived_approle_tokens_are_renewed_and_replaced() {
     let ring = follow(&config, &shutdown).await;
 
     tokio::time::sleep(Duration::from_secs(7)).await;
-    write_secret(
+    rotate_to_b(
         &addr,
         &path,
-        json!({ "jwt_keys": format!("{KEY_B},{KEY_A}"), "jwt_active_kid": "b" }),
+        &ring,
+        "after 7 s of 2 s tokens the refresher no longer reads Vault",
     )
     .await;
-    assert!(
-        eventually(Duration::from_secs(10), || ring.current().active_kid()
-            == "b")
-        .await,
-        "after 7 s of 2 s tokens the refresher no longer reads Vault"
-    );
     shutdown.cancel();
 }
 
@@ -180,18 +180,13 @@ async fn an_outage_keeps_the_last_keys_and_recovers() {
 
     // Dev mode starts empty: the operator writes the (rotated) secret again.
     vault.restart().await;
-    write_secret(
+    rotate_to_b(
         &vault.addr,
         &path,
-        json!({ "jwt_keys": format!("{KEY_B},{KEY_A}"), "jwt_active_kid": "b" }),
+        &ring,
+        "the refresher did not recover after Vault came back",
     )
     .await;
-    assert!(
-        eventually(Duration::from_secs(10), || ring.current().active_kid()
-            == "b")
-        .await,
-        "the refresher did not recover after Vault came back"
-    );
     ring.current()
         .verify(&token)
         .expect("old token still verifies");

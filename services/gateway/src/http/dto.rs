@@ -81,11 +81,15 @@ impl From<pb::User> for Me {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// 3-32 characters of a-z, 0-9 and `_`; case-insensitive.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_]+$")]
     pub username: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// 1-64 characters.
+    /// 1-64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: String,
-    /// At least 8 characters.
+    /// 8-256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
 }
 
@@ -130,7 +134,11 @@ pub struct AuthResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    /// 1-64 characters, no control characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub display_name: Option<String>,
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub bio: Option<String>,
     /// A media id, or `null` to remove the avatar.
     #[serde(default, deserialize_with = "present")]
@@ -152,12 +160,16 @@ where
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Prefix or fuzzy match on username and display name.
+    /// Prefix or fuzzy match on username and display name; up to 100
+    /// characters.
     #[serde(default)]
+    #[param(max_length = 100)]
     pub q: String,
     /// 1-100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Legacy paging, at most 10000; prefer `cursor`.
+    #[param(maximum = 10000)]
     pub offset: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

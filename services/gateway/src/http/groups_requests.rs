@@ -12,8 +12,10 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     /// 1-100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Default `private`.
     #[schema(value_type = Option<Visibility>)]
@@ -25,7 +27,11 @@ pub struct CreateGroupRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroupRequest {
+    /// 1-100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     #[schema(value_type = Option<Visibility>)]
     pub visibility: Option<String>,
@@ -40,9 +46,12 @@ pub struct UpdateGroupRequest {
 #[into_params(parameter_in = Query)]
 pub struct GroupListParams {
     /// Search public groups by name; without it, list the caller's groups
-    /// and direct conversations.
+    /// and direct conversations (empty counts as absent). Up to 100
+    /// characters.
+    #[param(max_length = 100)]
     pub q: Option<String>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -53,6 +62,7 @@ pub struct GroupListParams {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -81,6 +91,8 @@ pub struct UpdateMemberRequest {
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -88,7 +100,10 @@ pub struct BanRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateChannelRequest {
     /// 1-80 characters, unique in the group.
+    #[schema(min_length = 1, max_length = 80)]
     pub name: String,
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub topic: Option<String>,
     /// Default `public`.
     #[schema(value_type = Option<Visibility>)]
@@ -101,7 +116,11 @@ pub struct CreateChannelRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannelRequest {
+    /// 1-80 characters, unique in the group.
+    #[schema(min_length = 1, max_length = 80)]
     pub name: Option<String>,
+    /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub topic: Option<String>,
     pub broadcast: Option<bool>,
 }

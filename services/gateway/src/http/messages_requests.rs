@@ -18,6 +18,7 @@ pub struct SendMessageRequest {
     pub group_id: Option<Uuid>,
     /// Up to 4000 characters; required unless there are attachments.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub content: String,
     /// `text` (default), `image` or `file`.
     #[schema(value_type = Option<MessageType>)]
@@ -26,10 +27,12 @@ pub struct SendMessageRequest {
     pub reply_to: Option<Uuid>,
     /// Media ids, up to 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub attachments: Vec<Uuid>,
     /// Idempotency key (1-128 printable ASCII characters), like the
     /// `Idempotency-Key` header: a retry with the same key returns the
     /// message stored by the first attempt, with status 200.
+    #[schema(max_length = 128, pattern = "^[!-~]*$")]
     pub client_id: Option<String>,
 }
 
@@ -53,6 +56,7 @@ impl SendMessageRequest {
 pub struct NewMessage {
     /// Up to 4000 characters; required unless there are attachments.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub content: String,
     /// `text` (default), `image` or `file`.
     #[schema(value_type = Option<MessageType>)]
@@ -61,10 +65,12 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
     /// Media ids, up to 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub attachments: Vec<Uuid>,
     /// Idempotency key (1-128 printable ASCII characters), like the
     /// `Idempotency-Key` header: a retry with the same key returns the
     /// message stored by the first attempt, with status 200.
+    #[schema(max_length = 128, pattern = "^[!-~]*$")]
     pub client_id: Option<String>,
 }
 
@@ -72,6 +78,7 @@ pub struct NewMessage {
 #[serde(deny_unknown_fields)]
 pub struct EditMessageRequest {
     /// The new text, 1-4000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub content: String,
 }
 
@@ -79,6 +86,7 @@ pub struct EditMessageRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReactionRequest {
     /// One Unicode emoji, or a custom code such as `:party_parrot:`.
+    #[schema(min_length = 1, max_length = 34)]
     pub emoji: String,
 }
 
@@ -109,6 +117,7 @@ pub struct HistoryParams {
     /// `after` and `around`; without one, the newest messages.
     pub around: Option<Uuid>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -117,8 +126,10 @@ pub struct HistoryParams {
 #[into_params(parameter_in = Query)]
 pub struct GroupHistoryParams {
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Messages to skip, at most 10000; default 0.
+    #[param(maximum = 10000)]
     pub offset: Option<u32>,
 }
 
@@ -129,6 +140,7 @@ pub struct ThreadParams {
     /// Replies after this one (exclusive); without it, from the start.
     pub after: Option<Uuid>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
@@ -145,6 +157,7 @@ pub struct UnreadParams {
 #[into_params(parameter_in = Query)]
 pub struct NotificationParams {
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -158,12 +171,14 @@ pub struct NotificationParams {
 pub struct MessageSearchParams {
     /// 1-200 characters, web-search syntax: `"a phrase"`, `-word`, `or`.
     #[serde(default)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: String,
     /// Only this channel.
     pub channel_id: Option<Uuid>,
     /// Only this group.
     pub group_id: Option<Uuid>,
     /// 1-100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -20,6 +20,7 @@ pub mod messages_dto;
 pub mod messages_requests;
 mod middleware;
 mod notifications;
+mod openapi;
 pub mod rate_limit;
 mod reactions;
 mod reads;
@@ -146,7 +147,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState, config: &Config) -> Router {
     let (api, doc) = api();
     // Rendered once: the document is fixed for the life of the process.
-    let doc: axum::body::Bytes = serde_json::to_vec(&doc).unwrap_or_default().into();
+    let doc: axum::body::Bytes = openapi::render(&doc).unwrap_or_default().into();
     let body_limit = state.body_limit();
     let upload_timeout = state.media_limits().upload_timeout;
     let app = api

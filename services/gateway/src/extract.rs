@@ -10,9 +10,52 @@ use axum::http::header;
 use axum::http::request::Parts;
 use messenger_platform::auth::{Principal, TokenError};
 
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body. Like `axum::Json` (content type, syntax, shape), but
+/// only an object is accepted: serde would otherwise also read a struct
+/// from an array of its fields in order (`[null, null]`).
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let (request, first) = buffer(request, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        if first != Some(b'{') {
+            return Err(not_an_object());
+        }
+        Ok(Json(value))
+    }
+}
+
+/// Reads the body (within the configured body limit) and puts it back,
+/// returning its first non-blank byte.
+async fn buffer<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<(Request, Option<u8>), ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+        .await
+        .map_err(JsonRejection::from)?;
+    let first = bytes
+        .iter()
+        .copied()
+        .find(|byte| !byte.is_ascii_whitespace());
+    Ok((Request::from_parts(parts, Body::from(bytes)), first))
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "invalid_json",
+        "the body must be a JSON object",
+    )
+}
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
@@ -34,18 +77,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let (parts, body) = request.into_parts();
         // Read through `Bytes` rather than the raw body so the configured
         // body limit still applies.
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
-            .await
-            .map_err(JsonRejection::from)?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let (request, first) = buffer(request, state).await?;
+        if first.is_none() {
             return Ok(JsonOrEmpty(T::default()));
         }
-        let request = Request::from_parts(parts, Body::from(bytes));
         // `null` reads as "nothing to say" too, like an empty body.
         let axum::Json(value) = axum::Json::<Option<T>>::from_request(request, state).await?;
+        if !matches!(first, Some(b'{' | b'n')) {
+            return Err(not_an_object());
+        }
         Ok(JsonOrEmpty(value.unwrap_or_default()))
     }
 }
@@ -88,6 +130,62 @@ impl FromRequestParts<AppState> for Auth {
                 TokenError::Expired.to_string(),
             )),
             Err(err) => Err(ApiError::unauthenticated(err.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    #[derive(serde::Deserialize, Default, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Update {
+        name: Option<String>,
+        bio: Option<String>,
+    }
+
+    fn request(body: &'static str) -> Request {
+        Request::builder()
+            .method("PATCH")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("request")
+    }
+
+    /// serde reads a struct from an array of its fields too; a body that is
+    /// not an object is refused all the same.
+    #[tokio::test]
+    async fn only_objects_are_bodies() {
+        for body in ["[null, null]", " [\"a\", \"b\"]", "[]", "\"x\"", "1"] {
+            let Err(error) = Json::<Update>::from_request(request(body), &()).await else {
+                panic!("{body} accepted");
+            };
+            assert_eq!(
+                (error.status, error.code),
+                (StatusCode::BAD_REQUEST, "invalid_json"),
+                "{body}"
+            );
+            let Err(error) = JsonOrEmpty::<Update>::from_request(request(body), &()).await else {
+                panic!("{body} accepted");
+            };
+            assert_eq!(error.code, "invalid_json", "{body}");
+        }
+        let Ok(Json(update)) =
+            Json::<Update>::from_request(request(r#" {"name": "a"}"#), &()).await
+        else {
+            panic!("an object refused");
+        };
+        assert_eq!(update.name.as_deref(), Some("a"));
+        assert!(update.bio.is_none());
+        for empty in ["", "  ", "null"] {
+            let Ok(JsonOrEmpty(update)) =
+                JsonOrEmpty::<Update>::from_request(request(empty), &()).await
+            else {
+                panic!("{empty:?} refused");
+            };
+            assert!(update.name.is_none());
         }
     }
 }

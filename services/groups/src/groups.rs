@@ -230,6 +230,13 @@ impl Groups {
         if chars == 0 || chars > 100 {
             return Err(Error::invalid("query", "must be 1 to 100 characters long"));
         }
+        // Group names hold none, and Postgres refuses NUL in text outright.
+        if needle.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "query",
+                "must not contain control characters",
+            ));
+        }
         let after = decode_name_cursor(cursor)?;
         let after = after.as_ref().map(|(name, id)| (name.as_str(), *id));
         // LIKE metacharacters in the query are literal text.
@@ -246,7 +253,7 @@ impl Groups {
                 .await?
         };
         Ok(paginate(groups, limit, |group| {
-            URL_SAFE_NO_PAD.encode(format!("{}\n{}", group.name.to_lowercase(), group.id))
+            encode_name_cursor(&group.name, group.id)
         }))
     }
 }
@@ -288,7 +295,13 @@ pub fn paginate<T>(mut rows: Vec<T>, limit: PageSize, cursor: impl Fn(&T) -> Str
     }
 }
 
-fn decode_name_cursor(raw: &str) -> Result<Option<(String, Uuid)>> {
+/// Where a page of groups ordered by name ended: the (lower-cased) name and
+/// id of its last group.
+pub(crate) fn encode_name_cursor(name: &str, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}\n{}", name.to_lowercase(), id))
+}
+
+pub(crate) fn decode_name_cursor(raw: &str) -> Result<Option<(String, Uuid)>> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -296,6 +309,11 @@ fn decode_name_cursor(raw: &str) -> Result<Option<(String, Uuid)>> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (name, id) = text.rsplit_once('\n').ok_or_else(invalid)?;
+    // The name of the last group shown: group names hold no control
+    // characters (and Postgres refuses NUL in text outright).
+    if name.chars().any(char::is_control) {
+        return Err(invalid());
+    }
     let id = Uuid::parse_str(id).map_err(|_| invalid())?;
     Ok(Some((name.to_owned(), id)))
 }

@@ -84,7 +84,12 @@ impl Accounts {
     /// The account for a correct login and password; the same error for a
     /// wrong password and an unknown login.
     pub async fn verify_password(&self, login: &str, password: &str) -> Result<UserRow> {
-        let found = if login.trim().is_empty() || login.len() > 254 {
+        // No username or email is blank, longer than 254 bytes or holds a
+        // control character (Postgres refuses NUL in text outright): such a
+        // login matches nobody, and costs the same hash as any other.
+        let impossible =
+            login.trim().is_empty() || login.len() > 254 || login.chars().any(char::is_control);
+        let found = if impossible {
             None
         } else {
             repo::find_credentials(&self.pool, login).await?

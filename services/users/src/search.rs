@@ -188,7 +188,14 @@ impl Cursor {
         let uuid = |raw: &str| Uuid::parse_str(raw).map_err(|_| invalid());
         match kind {
             "n" => Ok(Cursor::Newest(uuid(rest)?)),
-            "u" if !rest.is_empty() => Ok(Cursor::Username(rest.to_owned())),
+            // The last username shown: only what a username may hold.
+            "u" if !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+            {
+                Ok(Cursor::Username(rest.to_owned()))
+            }
             "d" if rest.is_empty() => Ok(Cursor::DisplayName(None)),
             "d" => Ok(Cursor::DisplayName(Some(uuid(rest)?))),
             "f" => rest.parse().map(Cursor::Fuzzy).map_err(|_| invalid()),

@@ -78,12 +78,18 @@ pub fn sanitize_filename(raw: &str) -> String {
         .chars()
         .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | ':' | '|' | '?' | '*'))
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim();
+    // No leading dots (a hidden file), however they alternate with spaces
+    // (". .x"), and no surrounding whitespace, also where the length limit
+    // cuts: sanitising a sanitised name changes nothing.
+    let trimmed = cleaned
+        .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
+        .trim_end();
     let name: String = trimmed.chars().take(255).collect();
+    let name = name.trim_end();
     if name.is_empty() {
         "file".to_owned()
     } else {
-        name
+        name.to_owned()
     }
 }
 
@@ -128,6 +134,12 @@ mod tests {
         assert_eq!(sanitize_filename("a\"b<c>\n.png"), "abc.png");
         assert_eq!(sanitize_filename(".."), "file");
         assert_eq!(sanitize_filename(".hidden"), "hidden");
+        assert_eq!(sanitize_filename(". .hidden"), "hidden");
+        assert_eq!(
+            sanitize_filename(&format!("{} x", "a".repeat(254))),
+            "a".repeat(254),
+            "no trailing space where the limit cuts"
+        );
         assert_eq!(sanitize_filename("фото отпуск.jpg"), "фото отпуск.jpg");
         assert_eq!(sanitize_filename(&"x".repeat(300)).chars().count(), 255);
     }

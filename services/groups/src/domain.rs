@@ -190,3 +190,6 @@ mod tests {
         assert!(Visibility::parse(9, Visibility::Public).is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz;

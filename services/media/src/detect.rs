@@ -144,3 +144,6 @@ mod tests {
         assert_eq!(sanitize_filename(&"x".repeat(300)).chars().count(), 255);
     }
 }
+
+#[cfg(test)]
+mod fuzz;

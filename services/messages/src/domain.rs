@@ -298,3 +298,6 @@ mod tests {
         assert!(IdempotencyKey::parse_optional(&"x".repeat(129)).is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz;

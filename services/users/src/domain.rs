@@ -276,3 +276,6 @@ mod tests {
         assert!(PageSize::parse(101).is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -5,6 +5,7 @@ mod auth;
 mod authz;
 mod delivery;
 mod events;
+mod fuzzed;
 mod groups;
 mod helpers;
 mod inbox;

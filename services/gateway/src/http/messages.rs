@@ -15,14 +15,14 @@ const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 /// The idempotency key of a send and where it came from, so an error about
 /// it names what the client actually sent.
-struct IdempotencyKey {
-    value: String,
-    field: &'static str,
+pub(super) struct IdempotencyKey {
+    pub(super) value: String,
+    pub(super) field: &'static str,
 }
 
 /// The key from the `Idempotency-Key` header or the `client_id` field (an
 /// empty one counts as absent); both may be given if they agree.
-fn idempotency_key(
+pub(super) fn idempotency_key(
     headers: &HeaderMap,
     client_id: Option<String>,
 ) -> ApiResult<Option<IdempotencyKey>> {

@@ -5,6 +5,8 @@ mod auth;
 mod channels;
 mod direct;
 pub mod dto;
+#[cfg(test)]
+mod fuzz;
 mod groups;
 pub mod groups_dto;
 pub mod groups_requests;

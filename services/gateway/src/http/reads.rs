@@ -39,7 +39,7 @@ pub async fn mark_read(
 }
 
 /// `a,b,c` as channel ids; empty items are skipped.
-fn channel_ids(raw: Option<&str>) -> ApiResult<Vec<String>> {
+pub(super) fn channel_ids(raw: Option<&str>) -> ApiResult<Vec<String>> {
     raw.unwrap_or_default()
         .split(',')
         .map(str::trim)

@@ -313,3 +313,6 @@ mod tests {
         assert_eq!(frame["data"]["a"][1], "two");
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fuzz;

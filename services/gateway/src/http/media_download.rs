@@ -241,8 +241,8 @@ async fn download(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for, with `Content-Range`", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The file, as its detected type (`Content-Type`)", body = Vec<u8>, content_type = "*/*"),
+        (status = 206, description = "The range asked for, with `Content-Range`", body = Vec<u8>, content_type = "*/*"),
         (status = 304, description = "The client's copy is current"),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
@@ -269,8 +269,8 @@ pub async fn download_media(
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The thumbnail", body = Vec<u8>, content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for, with `Content-Range`", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 200, description = "The thumbnail", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 206, description = "The range asked for, with `Content-Range`", body = Vec<u8>, content_type = "image/jpeg"),
         (status = 304, description = "The client's copy is current"),
         (status = 400, description = "`size` is not 64 or 320", body = ErrorBody),
         (status = 401, body = ErrorBody),

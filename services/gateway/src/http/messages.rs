@@ -124,6 +124,7 @@ async fn send(
         (status = 401, body = ErrorBody),
         (status = 403, description = "Muted, or an announcement channel", body = ErrorBody),
         (status = 404, description = "Unknown group or channel, or not a member", body = ErrorBody),
+        (status = 409, description = "An attached file whose processing failed", body = ErrorBody),
     ))]
 pub async fn send_message(
     State(state): State<AppState>,
@@ -152,6 +153,7 @@ pub async fn send_message(
         (status = 401, body = ErrorBody),
         (status = 403, description = "Muted, or an announcement channel", body = ErrorBody),
         (status = 404, description = "Unknown channel, or one the caller cannot read", body = ErrorBody),
+        (status = 409, description = "An attached file whose processing failed", body = ErrorBody),
     ))]
 pub async fn send_channel_message(
     State(state): State<AppState>,

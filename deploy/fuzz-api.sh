@@ -170,7 +170,7 @@ fi
 # a direct conversation.
 step "fixtures (users, groups, channels, messages, a file)"
 "$VENV/bin/python" - "$BASE" "$WORK" <<'PY'
-import json, secrets, sys, urllib.error, urllib.request
+import json, secrets, struct, sys, urllib.error, urllib.request, zlib
 from pathlib import Path
 
 base, work = sys.argv[1], Path(sys.argv[2])
@@ -214,17 +214,27 @@ reply = call("POST", f"/api/v1/channels/{channels[0]['id']}/messages",
 peer_message = call("POST", f"/api/v1/channels/{peer_channel['id']}/messages", {"content": "hi"}, peer_token)
 call("POST", f"/api/v1/messages/{message['id']}/reactions", {"emoji": "👍"}, token)
 dm = call("POST", "/api/v1/dm", {"user_id": peer}, token)
-# The smallest valid PNG: one transparent pixel.
-png = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
-media = call("POST", "/api/v1/media?filename=pixel.png", token=token, raw=png, content_type="image/png")
+
+
+def png(body):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)  # 1x1 pixel, RGBA
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+# One transparent pixel, and an image whose processing fails (a PNG
+# signature over pixels that do not decode).
+pixel = call("POST", "/api/v1/media?filename=pixel.png", token=token,
+             raw=png(zlib.compress(b"\0\0\0\0\0")), content_type="image/png")
+broken = call("POST", "/api/v1/media?filename=broken.png", token=token,
+              raw=png(b"not zlib"), content_type="image/png")
 ids = {
     "users": [me, peer],
     "groups": [owned["id"], invited["id"], dm["group"]["id"]],
     "channels": [c["id"] for c in channels] + [extra["id"], peer_channel["id"], dm["channel"]["id"]],
     "messages": [message["id"], reply["id"], peer_message["id"]],
-    "media": [media["id"]],
+    "media": [pixel["id"], broken["id"]],
 }
 (work / "token").write_text(token)
 (work / "ids.json").write_text(json.dumps(ids))

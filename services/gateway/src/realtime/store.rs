@@ -21,6 +21,7 @@ for i = 6, #ARGV, 3 do
   local seq = redis.call('INCR', counter)
   if seq == 1 then
     seq = redis.call('INCRBY', counter, ARGV[5])
+    redis.call('SET', 'rt:first:' .. room, seq)
   end
   local frame = ARGV[i + 1] .. seq .. ARGV[i + 2]
   local log = 'rt:log:' .. room
@@ -142,6 +143,18 @@ impl Store {
         let mut connection = self.connection().await?;
         let seq: Option<u64> = redis::cmd("GET")
             .arg(format!("rt:seq:{}", room.key()))
+            .query_async(&mut connection)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// The room's first sequence number (0 before its first frame): a
+    /// client that joined an empty room has missed nothing if the log
+    /// still starts there.
+    pub async fn first_seq(&self, room: Room) -> redis::RedisResult<u64> {
+        let mut connection = self.connection().await?;
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(format!("rt:first:{}", room.key()))
             .query_async(&mut connection)
             .await?;
         Ok(seq.unwrap_or(0))

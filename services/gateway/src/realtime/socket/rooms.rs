@@ -246,9 +246,15 @@ impl Connection {
         room: Room,
         upto: Option<u64>,
     ) -> Result<(bool, usize), Closing> {
-        let Some(last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
+        let Some(mut last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
             return Ok((true, 0));
         };
+        if last == 0 {
+            // Joined before the room's first frame, whose number starts from
+            // the clock: nothing before that frame was missed.
+            let first = self.realtime.store.first_seq(room).await.unwrap_or(0);
+            last = first.saturating_sub(1);
+        }
         if upto.is_some_and(|upto| upto <= last) {
             return Ok((true, 0));
         }

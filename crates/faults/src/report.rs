@@ -1,0 +1,338 @@
+//! The verdict: every acknowledged send stored once, on Kafka once, pushed
+//! to each member once and in order, and to nobody else.
+
+use crate::ledger::Entries;
+use crate::world::World;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+pub struct Stored {
+    pub channel: String,
+    pub id: String,
+    pub content: String,
+}
+
+/// One fault of the run, and when things happened.
+pub struct Phase {
+    pub label: String,
+    pub outage: Duration,
+    pub start: Instant,
+    pub restart_at: Option<Instant>,
+    pub recovery: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Row {
+    sent: usize,
+    acked: usize,
+    stored: usize,
+    delivered: usize,
+    expected: usize,
+    on_kafka: usize,
+    lost: usize,
+    duplicated: usize,
+}
+
+pub struct Verdict {
+    pub table: String,
+    pub passed: bool,
+}
+
+pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phase]) -> Verdict {
+    let mut copies: HashMap<&str, Vec<&Stored>> = HashMap::new();
+    for message in stored {
+        copies.entry(&message.content).or_default().push(message);
+    }
+    let mut pushed: HashMap<(usize, &str), usize> = HashMap::new();
+    for delivery in &entries.deliveries {
+        *pushed
+            .entry((delivery.receiver, &delivery.message_id))
+            .or_default() += 1;
+    }
+    let mut events: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for record in &entries.kafka {
+        events
+            .entry(&record.message_id)
+            .or_default()
+            .insert(&record.event_id);
+    }
+    let readers: HashMap<&str, Vec<usize>> = world
+        .channels
+        .keys()
+        .map(|channel| (channel.as_str(), readers_of(world, channel).collect()))
+        .collect();
+
+    let mut rows: Vec<Row> = phases.iter().map(|_| Row::default()).collect();
+    let mut missing: HashMap<(usize, &str), usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for send in &entries.sends {
+        let phase = phases
+            .iter()
+            .rposition(|phase| phase.start <= send.first_attempt)
+            .unwrap_or(0);
+        let row = &mut rows[phase];
+        row.sent += 1;
+        if let Some(refused) = &send.refused {
+            problems.push(format!("send {} refused: {refused}", send.key));
+        }
+        let found = copies.get(send.key.as_str()).map_or(&[][..], Vec::as_slice);
+        if let Some(ack) = &send.acked {
+            row.acked += 1;
+            if found.is_empty() {
+                row.lost += 1;
+                problems.push(format!("acknowledged send {} is not stored", send.key));
+            } else if found[0].id != ack.message_id {
+                problems.push(format!("send {} acknowledged as another message", send.key));
+                row.lost += 1;
+            }
+        } else if send.refused.is_none() {
+            problems.push(format!("send {} was never acknowledged", send.key));
+        }
+        row.duplicated += found.len().saturating_sub(1);
+        let Some(message) = found.first() else {
+            continue;
+        };
+        row.stored += 1;
+        for &receiver in readers.get(message.channel.as_str()).into_iter().flatten() {
+            row.expected += 1;
+            match pushed.get(&(receiver, message.id.as_str())) {
+                Some(&n) => {
+                    row.delivered += 1;
+                    row.duplicated += n - 1;
+                }
+                None => {
+                    row.lost += 1;
+                    *missing
+                        .entry((receiver, message.channel.as_str()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        match events.get(message.id.as_str()).map_or(0, HashSet::len) {
+            0 => row.lost += 1,
+            n => {
+                row.on_kafka += 1;
+                row.duplicated += n - 1;
+            }
+        }
+    }
+    let keys: HashSet<&str> = entries.sends.iter().map(|send| send.key.as_str()).collect();
+    for message in stored {
+        if !keys.contains(message.content.as_str()) {
+            problems.push(format!("stored message {} was never sent", message.id));
+        }
+    }
+    for ((receiver, channel), count) in &missing {
+        problems.push(format!(
+            "{} is missing {count} messages of channel {channel}",
+            world.receivers[*receiver].account.name
+        ));
+    }
+    problems.extend(order_problems(entries));
+    problems.extend(leaks(world, entries));
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| fault | outage | sent | acknowledged | stored | delivered (WebSocket) | on Kafka | lost | duplicated | recovery |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut total = Row::default();
+    for (phase, row) in phases.iter().zip(&rows) {
+        let recovery = match (phase.restart_at, phase.recovery) {
+            (None, _) => "-".to_owned(),
+            (Some(_), Some(recovery)) => format!("{:.1} s", recovery.as_secs_f64()),
+            (Some(_), None) => "not recovered".to_owned(),
+        };
+        if phase.restart_at.is_some() && phase.recovery.is_none() {
+            problems.push(format!("{} did not recover", phase.label));
+        }
+        let _ = writeln!(
+            table,
+            "| {} | {} s | {} | {} | {} | {}/{} | {} | {} | {} | {} |",
+            phase.label,
+            phase.outage.as_secs(),
+            row.sent,
+            row.acked,
+            row.stored,
+            row.delivered,
+            row.expected,
+            row.on_kafka,
+            row.lost,
+            row.duplicated,
+            recovery
+        );
+        total.sent += row.sent;
+        total.acked += row.acked;
+        total.stored += row.stored;
+        total.delivered += row.delivered;
+        total.expected += row.expected;
+        total.on_kafka += row.on_kafka;
+        total.lost += row.lost;
+        total.duplicated += row.duplicated;
+    }
+    let _ = writeln!(
+        table,
+        "| **total** | | {} | {} | {} | {}/{} | {} | {} | {} | |",
+        total.sent,
+        total.acked,
+        total.stored,
+        total.delivered,
+        total.expected,
+        total.on_kafka,
+        total.lost,
+        total.duplicated
+    );
+    let _ = writeln!(table);
+    let redelivered = entries.kafka.len() - events.values().map(HashSet::len).sum::<usize>();
+    let connects: u32 = entries.receivers.iter().map(|stats| stats.connects).sum();
+    let resyncs: u32 = entries.receivers.iter().map(|stats| stats.resyncs).sum();
+    let refetched = entries.deliveries.iter().filter(|d| d.refetched).count();
+    let _ = writeln!(
+        table,
+        "Receivers: {} WebSocket connections ({} reconnects), {resyncs} resync_required, {refetched} messages refetched over REST. Kafka: {} records read, {redelivered} redelivered (same event id, dropped by dedup).",
+        connects,
+        connects as usize - world.receivers.len(),
+        entries.kafka.len(),
+    );
+    let passed = problems.is_empty() && total.lost == 0 && total.duplicated == 0;
+    if problems.is_empty() {
+        let _ = writeln!(
+            table,
+            "Order: every receiver saw each channel's messages in seq order; Kafka kept seq order per key. Leaks: none (outsiders received 0 messages)."
+        );
+    } else {
+        let _ = writeln!(table, "Problems ({}):", problems.len());
+        for problem in problems.iter().take(40) {
+            let _ = writeln!(table, "- {problem}");
+        }
+    }
+    Verdict { table, passed }
+}
+
+/// Receivers that must get the messages of `channel`.
+fn readers_of<'a>(world: &'a World, channel: &'a str) -> impl Iterator<Item = usize> + 'a {
+    world
+        .receivers
+        .iter()
+        .enumerate()
+        .filter(move |(_, receiver)| receiver.channels.iter().any(|c| c == channel))
+        .map(|(index, _)| index)
+}
+
+/// When a send begun at or after `since` had first reached every reader
+/// of its channel, if one has.
+pub fn first_complete_after(world: &World, entries: &Entries, since: Instant) -> Option<Instant> {
+    let mut arrivals: HashMap<&str, HashMap<usize, Instant>> = HashMap::new();
+    for delivery in &entries.deliveries {
+        arrivals
+            .entry(&delivery.message_id)
+            .or_default()
+            .entry(delivery.receiver)
+            .or_insert(delivery.at);
+    }
+    entries
+        .sends
+        .iter()
+        .filter(|send| send.first_attempt >= since)
+        .filter_map(|send| {
+            let ack = send.acked.as_ref()?;
+            let arrived = arrivals.get(ack.message_id.as_str())?;
+            readers_of(world, &send.channel)
+                .map(|reader| arrived.get(&reader).copied())
+                .collect::<Option<Vec<Instant>>>()?
+                .into_iter()
+                .max()
+        })
+        .min()
+}
+
+/// Acknowledged sends not yet pushed to every reader or not yet on Kafka.
+pub fn pending(world: &World, entries: &Entries) -> usize {
+    let pushed: HashSet<(usize, &str)> = entries
+        .deliveries
+        .iter()
+        .map(|delivery| (delivery.receiver, delivery.message_id.as_str()))
+        .collect();
+    let on_kafka: HashSet<&str> = entries
+        .kafka
+        .iter()
+        .map(|record| record.message_id.as_str())
+        .collect();
+    entries
+        .sends
+        .iter()
+        .filter_map(|send| Some((send, send.acked.as_ref()?)))
+        .filter(|(send, ack)| {
+            !on_kafka.contains(ack.message_id.as_str())
+                || readers_of(world, &send.channel)
+                    .any(|reader| !pushed.contains(&(reader, ack.message_id.as_str())))
+        })
+        .count()
+}
+
+/// Messages out of order on a socket or on a Kafka key (after dedup).
+fn order_problems(entries: &Entries) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut last: HashMap<(usize, &str), u64> = HashMap::new();
+    for delivery in entries.deliveries.iter().filter(|d| !d.refetched) {
+        let previous = last.entry((delivery.receiver, &delivery.room)).or_insert(0);
+        if delivery.message_seq <= *previous {
+            problems.push(format!(
+                "receiver {} got seq {} after {} in {}",
+                delivery.receiver, delivery.message_seq, previous, delivery.room
+            ));
+        }
+        *previous = delivery.message_seq.max(*previous);
+    }
+    for (receiver, stats) in entries.receivers.iter().enumerate() {
+        if stats.seq_regressions > 0 {
+            problems.push(format!(
+                "receiver {receiver}: {} frames with a room seq not above the last",
+                stats.seq_regressions
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut per_key: HashMap<&str, u64> = HashMap::new();
+    for record in &entries.kafka {
+        if !seen.insert(&record.event_id) {
+            continue;
+        }
+        let previous = per_key.entry(&record.key).or_insert(0);
+        if record.message_seq <= *previous {
+            problems.push(format!(
+                "Kafka key {}: seq {} after {}",
+                record.key, record.message_seq, previous
+            ));
+        }
+        *previous = record.message_seq.max(*previous);
+    }
+    problems
+}
+
+/// Messages pushed to someone who may not read their channel.
+fn leaks(world: &World, entries: &Entries) -> Vec<String> {
+    entries
+        .deliveries
+        .iter()
+        .filter(|delivery| {
+            world
+                .receivers
+                .get(delivery.receiver)
+                .is_none_or(|receiver| !receiver.channels.contains(&delivery.room))
+        })
+        .map(|delivery| {
+            format!(
+                "LEAK: {} received message {} of {}",
+                world
+                    .receivers
+                    .get(delivery.receiver)
+                    .map_or("?", |receiver| receiver.account.name.as_str()),
+                delivery.message_id,
+                delivery.room
+            )
+        })
+        .collect()
+}

@@ -6,6 +6,7 @@
 
 mod kafka;
 mod ledger;
+mod link;
 mod procs;
 mod report;
 mod stack;
@@ -31,8 +32,8 @@ struct Cli {
     /// CI set (broker away 20 s, a gateway and the messages service killed).
     #[arg(long)]
     full: bool,
-    /// Faults to run instead, comma-separated: broker, redis, postgres,
-    /// gateway, users, groups, messages, media.
+    /// Faults to run instead, comma-separated: broker (link cut), redis,
+    /// postgres, gateway, users, groups, messages, media, broker-restart.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Seconds the broker stays stopped.
@@ -51,14 +52,25 @@ struct Cli {
 
 struct Fault {
     label: String,
-    part: Part,
+    /// The process to stop, or None to cut the link to the broker.
+    part: Option<Part>,
     signal: &'static str,
     outage: Duration,
 }
 
 fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
     let (part, signal, outage, label) = match name {
-        "broker" => (Part::Broker, "TERM", broker_outage, "broker stopped"),
+        "broker" => {
+            return Ok(Fault {
+                label: "broker unreachable".to_owned(),
+                part: None,
+                signal: "",
+                outage: broker_outage,
+            });
+        }
+        // tansu 0.6 with SQLite storage panics on the first idempotent
+        // produce after a restart (docs/reliability.md): not in the sets.
+        "broker-restart" => (Part::Broker, "KILL", broker_outage, "broker kill -9"),
         "redis" => (Part::Redis, "KILL", secs(10), "Redis kill -9"),
         "postgres" => (Part::Postgres, "QUIT", secs(10), "Postgres crash stop"),
         "gateway" => (Part::GatewayB, "KILL", secs(5), "gateway replica kill -9"),
@@ -70,7 +82,7 @@ fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
     };
     Ok(Fault {
         label: label.to_owned(),
-        part,
+        part: Some(part),
         signal,
         outage,
     })
@@ -209,18 +221,26 @@ async fn exercise(cli: &Cli, stack: &mut Stack, faults: Vec<Fault>) -> anyhow::R
     for fault in faults {
         let start = Instant::now();
         tokio::time::sleep(secs(3)).await;
-        println!(
-            "==> {}: stopping {} (SIG{})",
-            fault.label, fault.part, fault.signal
-        );
-        stack.stop(fault.part, fault.signal).await?;
+        match fault.part {
+            Some(part) => {
+                println!("==> {}: stopping {part} (SIG{})", fault.label, fault.signal);
+                stack.stop(part, fault.signal).await?;
+            }
+            None => {
+                println!(
+                    "==> {}: cutting every connection to the broker",
+                    fault.label
+                );
+                stack.link.cut();
+            }
+        }
         sleep_with_progress(fault.outage).await;
-        stack.restart(fault.part).await?;
+        match fault.part {
+            Some(part) => stack.restart(part).await?,
+            None => stack.link.restore(),
+        }
         let restart_at = Instant::now();
-        println!(
-            "    {} is back; waiting for end-to-end delivery",
-            fault.part
-        );
+        println!("    back; waiting for end-to-end delivery");
         let recovery = recovered(&world, &ledger, restart_at, secs(90)).await;
         match recovery {
             Some(took) => println!("    recovered in {:.1} s", took.as_secs_f64()),

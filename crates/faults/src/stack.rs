@@ -3,6 +3,7 @@
 //! it), Kafka-protocol broker, the four backends and two gateway replicas,
 //! each a separate process the suite may stop or kill.
 
+use crate::link::Link;
 use crate::procs::{Proc, Spec, free_port};
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -46,14 +47,18 @@ pub struct Stack {
     pub logs: PathBuf,
     procs: BTreeMap<Part, Proc>,
     pub gateways: [String; 2],
+    /// The broker as clients reach it: through the cuttable link.
     pub brokers: String,
+    pub link: Link,
 }
 
 /// Ports of every part, fixed for the run so restarts come back on them.
 struct Ports {
     postgres: u16,
     redis: u16,
+    /// The link clients use; the broker itself listens on `broker_own`.
     broker: u16,
+    broker_own: u16,
     grpc: [u16; 4],
     gateways: [u16; 2],
 }
@@ -62,10 +67,12 @@ impl Stack {
     pub async fn start(dir: &Path) -> anyhow::Result<Stack> {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
+        let link = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let ports = Ports {
             postgres: free_port()?,
             redis: free_port()?,
-            broker: free_port()?,
+            broker: link.local_addr()?.port(),
+            broker_own: free_port()?,
             grpc: [free_port()?, free_port()?, free_port()?, free_port()?],
             gateways: [free_port()?, free_port()?],
         };
@@ -76,11 +83,15 @@ impl Stack {
                 .gateways
                 .map(|port| format!("http://127.0.0.1:{port}")),
             brokers: format!("127.0.0.1:{}", ports.broker),
+            link: Link::start(
+                link,
+                std::net::SocketAddr::from(([127, 0, 0, 1], ports.broker_own)),
+            ),
         };
         let mut specs = vec![
             postgres(dir, ports.postgres)?,
             redis(dir, ports.redis)?,
-            broker(dir, ports.broker)?,
+            broker(dir, ports.broker_own, ports.broker)?,
         ];
         let services = services(dir, &ports)?;
         for (part, spec) in specs.drain(..).chain(services) {
@@ -252,17 +263,16 @@ fn redis(dir: &Path, port: u16) -> anyhow::Result<(Part, Spec)> {
     Ok((Part::Redis, spec))
 }
 
-fn broker(dir: &Path, port: u16) -> anyhow::Result<(Part, Spec)> {
+fn broker(dir: &Path, port: u16, advertised: u16) -> anyhow::Result<(Part, Spec)> {
     let data = dir.join("broker");
     std::fs::create_dir_all(&data)?;
-    let url = format!("tcp://127.0.0.1:{port}");
     let mut spec = spec(Part::Broker, PathBuf::from("tansu"), &data, port);
     spec.args = vec![
         "broker".to_owned(),
         "--listener-url".to_owned(),
-        url.clone(),
+        format!("tcp://127.0.0.1:{port}"),
         "--advertised-listener-url".to_owned(),
-        url,
+        format!("tcp://127.0.0.1:{advertised}"),
         "--storage-engine".to_owned(),
         "sqlite://tansu.db".to_owned(),
     ];
@@ -298,6 +308,9 @@ fn services(dir: &Path, ports: &Ports) -> anyhow::Result<Vec<(Part, Spec)>> {
     set("KAFKA_BROKERS", format!("127.0.0.1:{}", ports.broker));
     set("KAFKA_TOPIC_PREFIX", TOPIC_PREFIX.into());
     set("KAFKA_TOPIC_PARTITIONS", "2".into());
+    // tansu 0.6 panics on the first produce after an idempotent producer
+    // bumps its epoch (which librdkafka does after a lost connection).
+    set("KAFKA_IDEMPOTENT_PRODUCER", "false".into());
     set("JWT_KEYS", "faults:0123456789abcdef0123456789abcdef".into());
     set("JWT_ACTIVE_KID", "faults".into());
     set("JWT_ACCESS_TTL_SECONDS", "7200".into());

@@ -8,11 +8,19 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 use std::time::Duration;
 
-/// An idempotent producer (acks=all, no duplicates or reordering from the
-/// producer's own retries within a partition).
+/// A producer with acks=all. Idempotent by default (no duplicates or
+/// reordering from its own retries within a partition); with
+/// `idempotent_producer` off it keeps one request in flight per broker, so
+/// retries still never reorder, and may duplicate (consumers dedup by event
+/// id, as they must anyway).
 pub fn producer(config: &KafkaConfig, client_id: &str) -> anyhow::Result<FutureProducer> {
-    Ok(base(config, client_id)
-        .set("enable.idempotence", "true")
+    let mut producer = base(config, client_id);
+    if config.idempotent_producer {
+        producer.set("enable.idempotence", "true");
+    } else {
+        producer.set("max.in.flight.requests.per.connection", "1");
+    }
+    Ok(producer
         .set("acks", "all")
         .set("linger.ms", "5")
         .set("message.timeout.ms", config.message_timeout_ms.to_string())

@@ -15,6 +15,7 @@ mod messages;
 mod ops;
 mod realtime;
 mod sweep;
+mod sweep_more;
 mod users;
 mod vault;
 mod ws;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A JPEG whose EXIF segment carries a GPS position.
-fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
+pub fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
     let mut plain = Cursor::new(Vec::new());
     DynamicImage::new_rgb8(width, height)
         .write_to(&mut plain, image::ImageFormat::Jpeg)

@@ -10,7 +10,7 @@ use crate::ws::Ws;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const ROLES: [&str; 6] = [
+pub const ROLES: [&str; 6] = [
     "anonymous",
     "outsider",
     "member",
@@ -19,15 +19,15 @@ const ROLES: [&str; 6] = [
     "owner",
 ];
 
-const OK: StatusCode = StatusCode::OK;
-const CREATED: StatusCode = StatusCode::CREATED;
-const GONE: StatusCode = StatusCode::NO_CONTENT;
-const UNAUTH: StatusCode = StatusCode::UNAUTHORIZED;
-const HIDDEN: StatusCode = StatusCode::NOT_FOUND;
-const DENIED: StatusCode = StatusCode::FORBIDDEN;
+pub const OK: StatusCode = StatusCode::OK;
+pub const CREATED: StatusCode = StatusCode::CREATED;
+pub const GONE: StatusCode = StatusCode::NO_CONTENT;
+pub const UNAUTH: StatusCode = StatusCode::UNAUTHORIZED;
+pub const HIDDEN: StatusCode = StatusCode::NOT_FOUND;
+pub const DENIED: StatusCode = StatusCode::FORBIDDEN;
 
 /// Who may do it: everyone in the group from `role` upwards.
-fn from(role: &str, success: StatusCode) -> [StatusCode; 6] {
+pub fn from(role: &str, success: StatusCode) -> [StatusCode; 6] {
     let rank = ROLES.iter().position(|r| *r == role).expect("role");
     let mut expected = [UNAUTH, HIDDEN, DENIED, DENIED, DENIED, DENIED];
     for slot in expected.iter_mut().skip(rank) {
@@ -36,17 +36,17 @@ fn from(role: &str, success: StatusCode) -> [StatusCode; 6] {
     expected
 }
 
-struct World {
-    group: String,
-    channel: String,
+pub struct World {
+    pub group: String,
+    pub channel: String,
     /// Indexed like `ROLES`; `None` for the anonymous caller.
-    callers: Vec<Option<User>>,
-    owner: User,
+    pub callers: Vec<Option<User>>,
+    pub owner: User,
     /// A plain member whose messages others try to delete.
-    author: User,
+    pub author: User,
 }
 
-async fn world(app: &TestApp) -> World {
+pub async fn world(app: &TestApp) -> World {
     let owner = user(app, "sw_owner").await;
     let (group, channel) = group_with_channel(app, &owner, "Swept").await;
     let outsider = user(app, "sw_outsider").await;
@@ -71,7 +71,7 @@ async fn world(app: &TestApp) -> World {
     }
 }
 
-async fn attempt(
+pub async fn attempt(
     app: &TestApp,
     caller: &Option<User>,
     method: Method,
@@ -82,7 +82,7 @@ async fn attempt(
     app.request(method, path, token, body).await
 }
 
-fn check(route: &str, role: &str, expected: StatusCode, got: &Response) {
+pub fn check(route: &str, role: &str, expected: StatusCode, got: &Response) {
     assert_eq!(
         got.status, expected,
         "{route} as {role}: expected {expected}, got {} {}",

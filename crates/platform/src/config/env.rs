@@ -160,6 +160,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "kafka.message_timeout_ms",
         Kind::Scalar,
     ),
+    (
+        "KAFKA_IDEMPOTENT_PRODUCER",
+        "kafka.idempotent_producer",
+        Kind::Scalar,
+    ),
     ("USERS_GRPC_LISTEN", "grpc.users.listen", Kind::Text),
     ("USERS_GRPC_URL", "grpc.users.url", Kind::Text),
     (

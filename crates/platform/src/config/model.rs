@@ -154,6 +154,7 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     pub replication_factor: i32,
     pub message_timeout_ms: u64,
+    pub idempotent_producer: bool,
 }
 
 impl KafkaConfig {

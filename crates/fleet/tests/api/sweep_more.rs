@@ -241,6 +241,89 @@ async fn the_remaining_routes_answer_each_role_as_the_matrix_says() {
         );
     }
 
+    // A direct conversation between the author and the plain member is
+    // theirs alone: the group's owner and admins are outsiders to it.
+    let member = w.callers[2].as_ref().expect("member");
+    let opened = app
+        .call(
+            Method::POST,
+            "/api/v1/dm".to_owned(),
+            w.author.token.clone(),
+            Some(json!({"user_ids": [member.id]})),
+        )
+        .await;
+    assert_eq!(opened.status, CREATED, "{}", opened.body);
+    let dm = opened.body["channel"]["id"]
+        .as_str()
+        .expect("dm channel")
+        .to_owned();
+    send(&app, &w.author, &dm, "just between us").await;
+    let party = [UNAUTH, HIDDEN, OK, HIDDEN, HIDDEN, HIDDEN];
+    for (method, path, body, expected) in [
+        (
+            Method::GET,
+            format!("/api/v1/channels/{dm}/messages"),
+            None,
+            party,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/channels/{dm}/messages"),
+            Some(json!({"content": "me too"})),
+            [UNAUTH, HIDDEN, CREATED, HIDDEN, HIDDEN, HIDDEN],
+        ),
+    ] {
+        for (index, role) in ROLES.iter().enumerate() {
+            let got = attempt(&app, &w.callers[index], method.clone(), &path, body.clone()).await;
+            check(
+                &format!("{method} {path} (DM)"),
+                role,
+                expected[index],
+                &got,
+            );
+        }
+    }
+    for (index, role) in ROLES.iter().enumerate() {
+        let got = attempt(
+            &app,
+            &w.callers[index],
+            Method::POST,
+            "/api/v1/dm",
+            Some(json!({"user_ids": [w.author.id]})),
+        )
+        .await;
+        // Anyone signed in may start one; the member's already exists.
+        let expected = match *role {
+            "anonymous" => UNAUTH,
+            "member" => OK,
+            _ => CREATED,
+        };
+        check("POST dm", role, expected, &got);
+    }
+
+    // Channels are deleted by admins and the owner: a fresh one each.
+    for (index, role) in ROLES.iter().enumerate() {
+        let made = app
+            .call(
+                Method::POST,
+                format!("/api/v1/groups/{group}/channels"),
+                w.owner.token.clone(),
+                Some(json!({"name": format!("doomed-{role}")})),
+            )
+            .await;
+        assert_eq!(made.status, CREATED, "{}", made.body);
+        let id = made.body["id"].as_str().expect("channel id").to_owned();
+        let got = attempt(
+            &app,
+            &w.callers[index],
+            Method::DELETE,
+            &format!("/api/v1/channels/{id}"),
+            None,
+        )
+        .await;
+        check("DELETE channel", role, from("admin", GONE)[index], &got);
+    }
+
     // WebSocket actions after a join: only members resume a channel's
     // room or type in it; outsiders get not_found and nothing else.
     for (index, role) in ROLES.iter().enumerate().skip(1) {

@@ -32,8 +32,8 @@ struct Cli {
     /// CI set (broker away 20 s, a gateway and the messages service killed).
     #[arg(long)]
     full: bool,
-    /// Faults to run instead, comma-separated: broker (link cut), redis,
-    /// postgres, gateway, users, groups, messages, media, broker-restart.
+    /// Faults to run instead, comma-separated: broker, broker-cut, redis,
+    /// postgres, gateway, users, groups, messages, media.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Seconds the broker stays stopped.
@@ -60,17 +60,15 @@ struct Fault {
 
 fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
     let (part, signal, outage, label) = match name {
-        "broker" => {
+        "broker-cut" => {
             return Ok(Fault {
-                label: "broker unreachable".to_owned(),
+                label: "broker unreachable (link cut)".to_owned(),
                 part: None,
                 signal: "",
                 outage: broker_outage,
             });
         }
-        // tansu 0.6 with SQLite storage panics on the first idempotent
-        // produce after a restart (docs/reliability.md): not in the sets.
-        "broker-restart" => (Part::Broker, "KILL", broker_outage, "broker kill -9"),
+        "broker" => (Part::Broker, "KILL", broker_outage, "broker kill -9"),
         "redis" => (Part::Redis, "KILL", secs(10), "Redis kill -9"),
         "postgres" => (Part::Postgres, "QUIT", secs(10), "Postgres crash stop"),
         "gateway" => (Part::GatewayB, "KILL", secs(5), "gateway replica kill -9"),
@@ -120,7 +118,15 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         cli.faults.clone()
     } else if cli.full {
         [
-            "broker", "redis", "postgres", "gateway", "users", "groups", "messages", "media",
+            "broker",
+            "broker-cut",
+            "redis",
+            "postgres",
+            "gateway",
+            "users",
+            "groups",
+            "messages",
+            "media",
         ]
         .map(str::to_owned)
         .to_vec()

@@ -1,10 +1,17 @@
-//! Kafka → Redis: the gateway fleet consumes the domain topics in one
-//! consumer group (each replica takes some partitions), turns each event
-//! into frames and publishes them once through Redis to every replica.
+//! Kafka → Redis: every gateway replica reads every partition of the domain
+//! topics, turns each event into frames and publishes them through Redis;
+//! the publish script claims the event id first, so whichever replica gets
+//! there first publishes and the others skip it.
 //!
-//! An offset is stored only after Redis accepted the event's frames, so a
-//! crash or a Redis outage delays frames but never drops them; a repeat
-//! after a crash is recognised by its event id and not published twice.
+//! No consumer-group membership, hence no rebalances: a replica that dies
+//! (kill -9, node loss) stalls nothing, because the others read the same
+//! partitions; consumer groups hand a dead member's partitions over only
+//! after its session expires, and brokers that never expire it (tansu 0.6)
+//! stall those partitions for good. Offsets are still committed under the
+//! shared group id, each replica only after Redis took the event (or showed
+//! it was already published), so a restarted replica resumes at a point
+//! every earlier event had reached Redis; a Redis outage or a crash delays
+//! frames but never drops them.
 
 use crate::realtime::frames;
 use crate::realtime::store::{Outgoing, Store};
@@ -13,8 +20,8 @@ use messenger_platform::{CancellationToken, Config};
 use messenger_proto::groups::v1::GroupsEvent;
 use messenger_proto::messages::v1::MessagesEvent;
 use prost::Message as _;
-use rdkafka::Message;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +36,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         let attempt = async {
             messenger_platform::kafka::ensure_topics(kafka, &topics).await?;
             let consumer = messenger_platform::kafka::consumer(kafka, &group, "gateway-fanout")?;
-            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-            consumer.subscribe(&names)?;
-            anyhow::Ok(consumer)
+            assign_every_partition(consumer, topics.clone()).await
         };
         match attempt.await {
             Ok(consumer) => break consumer,
@@ -83,7 +88,12 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         let mut backoff = Duration::from_millis(50);
         loop {
             match store.publish(&event_id, &outgoing).await {
-                Ok(_) => break,
+                Ok(published) => {
+                    if published {
+                        metrics::counter!("ws_events_fanned_out_total").increment(1);
+                    }
+                    break;
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "fan-out cannot publish to Redis; retrying");
                     tokio::select! {
@@ -94,13 +104,47 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
                 }
             }
         }
-        metrics::counter!("ws_events_fanned_out_total").increment(1);
         if let Err(err) = consumer.store_offset_from_message(&record) {
             tracing::warn!(error = %err, "cannot store fan-out offset");
         }
     }
     // Hand the stored offsets over before leaving the group.
     messenger_platform::kafka::close_consumer(consumer).await;
+}
+
+/// Assigns all partitions of `topics`, each from the group's committed
+/// offset (the oldest retained record when there is none). Metadata calls
+/// block, so they run off the async runtime.
+async fn assign_every_partition(
+    consumer: StreamConsumer,
+    topics: Vec<String>,
+) -> anyhow::Result<StreamConsumer> {
+    let consumer = Arc::new(consumer);
+    let reader = consumer.clone();
+    let partitions = tokio::task::spawn_blocking(move || {
+        let mut assignment = TopicPartitionList::new();
+        for topic in &topics {
+            let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let count = metadata
+                .topics()
+                .iter()
+                .find(|found| found.name() == topic)
+                .map_or(0, |found| found.partitions().len());
+            anyhow::ensure!(count > 0, "topic {topic} has no partitions yet");
+            for partition in 0..count {
+                assignment.add_partition_offset(
+                    topic,
+                    i32::try_from(partition)?,
+                    Offset::Stored,
+                )?;
+            }
+        }
+        anyhow::Ok(assignment)
+    })
+    .await??;
+    consumer.assign(&partitions)?;
+    Arc::try_unwrap(consumer)
+        .map_err(|_| anyhow::anyhow!("the metadata reader still holds the consumer"))
 }
 
 /// The event id and the frames of one record.

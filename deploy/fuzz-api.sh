@@ -57,30 +57,9 @@ info() { printf '    %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ tools
-tools_ok() {
-  [[ -x $VENV/bin/python ]] || return 1
-  "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for pin in sys.argv[1:]:
-    name, wanted = pin.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-PY
-}
-
-step "tools (${VENV#"$ROOT"/})"
-if tools_ok; then
-  printf '    present: %s\n' "${PINS[*]}"
-else
-  printf '    installing %s\n' "${PINS[*]}"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
-  tools_ok || die "schemathesis did not install at the pinned version"
-fi
+# shellcheck source=deploy/pinned-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned-venv.sh"
+ensure_pinned_venv "$VENV" "${PINS[@]}"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 

@@ -48,31 +48,10 @@ check() {
 }
 
 # ------------------------------------------------------------------ tools
-tools_ok() {
-  [[ -x $VENV/bin/python ]] || return 1
-  "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null
-import sys
-from importlib.metadata import PackageNotFoundError, version
-for pin in sys.argv[1:]:
-    name, wanted = pin.split("==")
-    try:
-        if version(name) != wanted:
-            sys.exit(1)
-    except PackageNotFoundError:
-        sys.exit(1)
-import jsonschema, yaml  # noqa: E401,F401  (dependencies of kubernetes-validate)
-PY
-}
-
-step "tools (${VENV#"$ROOT"/})"
-if tools_ok; then
-  printf '    present: %s\n' "${PINS[*]}"
-else
-  printf '    installing %s\n' "${PINS[*]}"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
-  tools_ok || { echo "error: the tools did not install at the pinned versions" >&2; exit 2; }
-fi
+# shellcheck source=deploy/pinned-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pinned-venv.sh"
+# Dependencies of kubernetes-validate, which it imports lazily.
+PINNED_VENV_IMPORTS="jsonschema yaml" ensure_pinned_venv "$VENV" "${PINS[@]}"
 BIN=$VENV/bin
 rm -rf "$WORK"
 mkdir -p "$WORK"

@@ -11,13 +11,10 @@
 use super::*;
 use proptest::prelude::*;
 
+/// `PROPTEST_CASES` sets the number of cases (proptest's 256 otherwise);
+/// failures are reported, not saved to files beside the sources.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
     ProptestConfig {
-        cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     }

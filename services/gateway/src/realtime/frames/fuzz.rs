@@ -13,13 +13,10 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// `PROPTEST_CASES` sets the number of cases (proptest's 256 otherwise);
+/// failures are reported, not saved to files beside the sources.
 pub(crate) fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
     ProptestConfig {
-        cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     }

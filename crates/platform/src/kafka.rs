@@ -90,7 +90,10 @@ fn base(config: &KafkaConfig, client_id: &str) -> ClientConfig {
         .set("bootstrap.servers", &config.brokers)
         .set("client.id", client_id)
         // Surface a down broker as errors instead of librdkafka log spam.
-        .set("log_level", "3");
+        .set("log_level", "3")
+        // Retry a lost broker every second at most (librdkafka's default
+        // backs off to 10 s), so delivery resumes soon after it returns.
+        .set("reconnect.backoff.max.ms", "1000");
     client
 }
 

@@ -23,7 +23,10 @@ use uuid::Uuid;
 
 const BATCH: i64 = 256;
 const IDLE_POLL: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+// Every failed attempt already waited out the producer's message timeout
+// (or the admin timeout), so a short pause costs little during an outage
+// and bounds how long events wait once the broker is back.
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// The envelope of a domain event: what every topic's `meta` says.
 pub struct DomainEvent {

@@ -324,6 +324,67 @@ async fn the_remaining_routes_answer_each_role_as_the_matrix_says() {
         check("DELETE channel", role, from("admin", GONE)[index], &got);
     }
 
+    // A private channel exists only for its members and the group's
+    // admins, who see and manage it; its messages are for its members
+    // alone (the owner created it, so is one). Everyone else in the group
+    // is an outsider to it.
+    let secret = app
+        .call(
+            Method::POST,
+            format!("/api/v1/groups/{group}/channels"),
+            w.owner.token.clone(),
+            Some(json!({"name": "secret", "visibility": "private"})),
+        )
+        .await;
+    assert_eq!(secret.status, CREATED, "{}", secret.body);
+    let secret = secret.body["id"].as_str().expect("channel id").to_owned();
+    let admins_only = [UNAUTH, HIDDEN, HIDDEN, HIDDEN, OK, OK];
+    let members_only = [UNAUTH, HIDDEN, HIDDEN, HIDDEN, HIDDEN, OK];
+    for (path, expected) in [
+        (format!("/api/v1/channels/{secret}"), admins_only),
+        (format!("/api/v1/channels/{secret}/members"), admins_only),
+        (format!("/api/v1/channels/{secret}/messages"), members_only),
+    ] {
+        for (index, role) in ROLES.iter().enumerate() {
+            let got = attempt(&app, &w.callers[index], Method::GET, &path, None).await;
+            check(
+                &format!("GET {path} (private channel)"),
+                role,
+                expected[index],
+                &got,
+            );
+        }
+    }
+    for (index, role) in ROLES.iter().enumerate() {
+        let joiner = user(&app, &format!("sw_chan_{role}")).await;
+        add_member(&app, &group, &w.owner, &joiner, "member").await;
+        let added = attempt(
+            &app,
+            &w.callers[index],
+            Method::POST,
+            &format!("/api/v1/channels/{secret}/members"),
+            Some(json!({"user_id": joiner.id})),
+        )
+        .await;
+        let expected = [UNAUTH, HIDDEN, HIDDEN, HIDDEN, CREATED, CREATED];
+        check("POST private channel member", role, expected[index], &added);
+        let joined = attempt(
+            &app,
+            &Some(joiner),
+            Method::GET,
+            &format!("/api/v1/channels/{secret}/messages"),
+            None,
+        )
+        .await;
+        let expected = if index >= 4 { OK } else { HIDDEN };
+        check(
+            "GET private channel as the added member",
+            role,
+            expected,
+            &joined,
+        );
+    }
+
     // WebSocket actions after a join: only members resume a channel's
     // room or type in it; outsiders get not_found and nothing else.
     for (index, role) in ROLES.iter().enumerate().skip(1) {

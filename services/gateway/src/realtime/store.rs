@@ -140,24 +140,24 @@ impl Store {
 
     /// The room's latest sequence number (0 before its first frame).
     pub async fn current_seq(&self, room: Room) -> redis::RedisResult<u64> {
-        let mut connection = self.connection().await?;
-        let seq: Option<u64> = redis::cmd("GET")
-            .arg(format!("rt:seq:{}", room.key()))
-            .query_async(&mut connection)
-            .await?;
-        Ok(seq.unwrap_or(0))
+        self.number(format!("rt:seq:{}", room.key())).await
     }
 
     /// The room's first sequence number (0 before its first frame): a
     /// client that joined an empty room has missed nothing if the log
     /// still starts there.
     pub async fn first_seq(&self, room: Room) -> redis::RedisResult<u64> {
+        self.number(format!("rt:first:{}", room.key())).await
+    }
+
+    /// A numeric key, 0 when absent.
+    async fn number(&self, key: String) -> redis::RedisResult<u64> {
         let mut connection = self.connection().await?;
-        let seq: Option<u64> = redis::cmd("GET")
-            .arg(format!("rt:first:{}", room.key()))
+        let value: Option<u64> = redis::cmd("GET")
+            .arg(key)
             .query_async(&mut connection)
             .await?;
-        Ok(seq.unwrap_or(0))
+        Ok(value.unwrap_or(0))
     }
 
     /// Logged frames of `room` with `from <= seq <= to`, in order.

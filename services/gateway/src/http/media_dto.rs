@@ -112,6 +112,15 @@ pub struct UploadParams {
 #[into_params(parameter_in = Query)]
 pub struct ThumbnailParams {
     /// The limit of the thumbnail's longer side: `64` or `320`.
-    #[param(value_type = u32, required = true)]
+    #[param(schema_with = thumbnail_sizes, required = true)]
     pub size: Option<String>,
+}
+
+/// Kept as text in the struct so a wrong value gets our own 400 naming the
+/// allowed sizes, while the document still lists them.
+fn thumbnail_sizes() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some([64, 320]))
+        .build()
 }

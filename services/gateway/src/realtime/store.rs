@@ -83,6 +83,16 @@ pub struct Store {
     room_history: usize,
 }
 
+/// A consistent view of a room's log.
+pub struct LogRead {
+    /// The room's latest number (0 before its first frame).
+    pub current: u64,
+    /// The room's first number (0 before its first frame).
+    pub first: u64,
+    /// Logged frames in the requested range, in order.
+    pub entries: Vec<(u64, String)>,
+}
+
 /// One frame to number and publish.
 pub struct Outgoing {
     pub room: Room,
@@ -140,51 +150,55 @@ impl Store {
 
     /// The room's latest sequence number (0 before its first frame).
     pub async fn current_seq(&self, room: Room) -> redis::RedisResult<u64> {
-        self.number(format!("rt:seq:{}", room.key())).await
-    }
-
-    /// The room's first sequence number (0 before its first frame): a
-    /// client that joined an empty room has missed nothing if the log
-    /// still starts there.
-    pub async fn first_seq(&self, room: Room) -> redis::RedisResult<u64> {
-        self.number(format!("rt:first:{}", room.key())).await
-    }
-
-    /// A numeric key, 0 when absent.
-    async fn number(&self, key: String) -> redis::RedisResult<u64> {
         let mut connection = self.connection().await?;
         let value: Option<u64> = redis::cmd("GET")
-            .arg(key)
+            .arg(format!("rt:seq:{}", room.key()))
             .query_async(&mut connection)
             .await?;
         Ok(value.unwrap_or(0))
     }
 
-    /// Logged frames of `room` with `from <= seq <= to`, in order.
-    pub async fn replay(
+    /// The logged frames of `room` numbered after `after` (up to `upto`),
+    /// with the room's current and first numbers, read in one atomic step:
+    /// read separately, a frame numbered between the reads would count as
+    /// seen without having been replayed.
+    pub async fn read_log(
         &self,
         room: Room,
-        from: u64,
-        to: Option<u64>,
-    ) -> redis::RedisResult<Vec<(u64, String)>> {
+        after: u64,
+        upto: Option<u64>,
+    ) -> redis::RedisResult<LogRead> {
         let mut connection = self.connection().await?;
-        let end = to
-            .map(|to| format!("{to}-1"))
+        let key = room.key();
+        let end = upto
+            .map(|upto| format!("{upto}-1"))
             .unwrap_or_else(|| "+".to_owned());
-        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg(format!("rt:log:{}", room.key()))
-            .arg(format!("{from}-0"))
+        type Entries = Vec<(String, Vec<(String, String)>)>;
+        let (current, first, entries): (Option<u64>, Option<u64>, Entries) = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(format!("rt:seq:{key}"))
+            .cmd("GET")
+            .arg(format!("rt:first:{key}"))
+            .cmd("XRANGE")
+            .arg(format!("rt:log:{key}"))
+            .arg(format!("{}-0", after.saturating_add(1)))
             .arg(end)
             .query_async(&mut connection)
             .await?;
-        Ok(entries
+        let entries = entries
             .into_iter()
             .filter_map(|(id, fields)| {
                 let seq = id.split('-').next()?.parse().ok()?;
                 let frame = fields.into_iter().find(|(name, _)| name == "f")?.1;
                 Some((seq, frame))
             })
-            .collect())
+            .collect();
+        Ok(LogRead {
+            current: current.unwrap_or(0),
+            first: first.unwrap_or(0),
+            entries,
+        })
     }
 
     /// Publishes a frame that is not numbered or logged (typing,

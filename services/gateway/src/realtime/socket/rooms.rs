@@ -249,27 +249,28 @@ impl Connection {
         let Some(mut last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
             return Ok((true, 0));
         };
-        if last == 0 {
-            // Joined before the room's first frame, whose number starts from
-            // the clock: nothing before that frame was missed.
-            let first = self.realtime.store.first_seq(room).await.unwrap_or(0);
-            last = first.saturating_sub(1);
-        }
-        if upto.is_some_and(|upto| upto <= last) {
-            return Ok((true, 0));
-        }
-        let entries = match self.realtime.store.replay(room, last + 1, upto).await {
-            Ok(entries) => entries,
+        let read = match self.realtime.store.read_log(room, last, upto).await {
+            Ok(read) => read,
             Err(err) => {
                 tracing::debug!(%err, "cannot read a room log");
                 return Ok((false, 0));
             }
         };
-        let current = match upto {
-            Some(upto) => upto,
-            None => self.realtime.store.current_seq(room).await.unwrap_or(last),
-        };
-        let complete = current <= last || entries.first().map(|(seq, _)| *seq) == Some(last + 1);
+        if last == 0 {
+            // Joined before the room's first frame, whose number starts from
+            // the clock: nothing before that frame was missed.
+            last = read.first.saturating_sub(1);
+        }
+        let current = upto.unwrap_or(read.current);
+        if current <= last {
+            return Ok((true, 0));
+        }
+        let entries: Vec<(u64, String)> = read
+            .entries
+            .into_iter()
+            .filter(|(seq, _)| *seq > last)
+            .collect();
+        let complete = entries.first().map(|(seq, _)| *seq) == Some(last + 1);
         if !complete {
             // Older than the log keeps: the client refetches over REST.
             self.send(&frames::control(

@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     full: bool,
     /// Faults to run instead, comma-separated: broker, broker-cut, redis,
-    /// postgres, gateway, users, groups, messages, media.
+    /// redis-wipe, postgres, gateway, users, groups, messages, media.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
     /// Seconds the broker stays stopped.
@@ -56,6 +56,8 @@ struct Fault {
     part: Option<Part>,
     signal: &'static str,
     outage: Duration,
+    /// The stopped part comes back with its data directory emptied.
+    wipe: bool,
 }
 
 fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
@@ -66,10 +68,12 @@ fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
                 part: None,
                 signal: "",
                 outage: broker_outage,
+                wipe: false,
             });
         }
         "broker" => (Part::Broker, "KILL", broker_outage, "broker kill -9"),
         "redis" => (Part::Redis, "KILL", secs(10), "Redis kill -9"),
+        "redis-wipe" => (Part::Redis, "KILL", secs(10), "Redis kill -9, data lost"),
         "postgres" => (Part::Postgres, "QUIT", secs(10), "Postgres crash stop"),
         "gateway" => (Part::GatewayB, "KILL", secs(5), "gateway replica kill -9"),
         "users" => (Part::Users, "KILL", secs(1), "users kill -9"),
@@ -83,6 +87,7 @@ fn fault(name: &str, broker_outage: Duration) -> anyhow::Result<Fault> {
         part: Some(part),
         signal,
         outage,
+        wipe: name.ends_with("-wipe"),
     })
 }
 
@@ -121,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             "broker",
             "broker-cut",
             "redis",
+            "redis-wipe",
             "postgres",
             "gateway",
             "users",
@@ -231,6 +237,9 @@ async fn exercise(cli: &Cli, stack: &mut Stack, faults: Vec<Fault>) -> anyhow::R
             Some(part) => {
                 println!("==> {}: stopping {part} (SIG{})", fault.label, fault.signal);
                 stack.stop(part, fault.signal).await?;
+                if fault.wipe {
+                    stack.wipe(part)?;
+                }
             }
             None => {
                 println!(

@@ -115,6 +115,15 @@ impl Stack {
         self.proc(part)?.signal(signal).await
     }
 
+    /// Empties the data directory of a stopped `part`: it restarts as if
+    /// its disk was lost.
+    pub fn wipe(&mut self, part: Part) -> anyhow::Result<()> {
+        let dir = self.proc(part)?.spec.dir.clone();
+        std::fs::remove_dir_all(&dir)
+            .and_then(|()| std::fs::create_dir_all(&dir))
+            .with_context(|| format!("cannot empty {}", dir.display()))
+    }
+
     /// Starts `part` again on the same port and storage.
     pub async fn restart(&mut self, part: Part) -> anyhow::Result<()> {
         let proc = self.proc(part)?;

@@ -176,16 +176,22 @@ impl TestApp {
     /// A second gateway replica in front of the same services and Redis, in
     /// the same fan-out consumer group.
     pub async fn second_gateway(&self) -> (String, CancellationToken) {
+        self.second_gateway_with(|_| {}).await
+    }
+
+    /// Another gateway replica, its configuration changed by `change`.
+    pub async fn second_gateway_with(
+        &self,
+        change: impl FnOnce(&mut Config),
+    ) -> (String, CancellationToken) {
+        let mut config = self.config.clone();
+        change(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("listener");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
-        tokio::spawn(messenger_gateway::serve(
-            self.config.clone(),
-            listener,
-            shutdown.clone(),
-        ));
+        tokio::spawn(messenger_gateway::serve(config, listener, shutdown.clone()));
         (base, shutdown)
     }
 

@@ -14,6 +14,7 @@ mod media;
 mod messages;
 mod ops;
 mod realtime;
+mod realtime_redis;
 mod sweep;
 mod sweep_more;
 mod users;

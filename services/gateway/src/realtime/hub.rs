@@ -22,10 +22,12 @@ pub const GROUP_CHANGES: &str = "groups:changed";
 /// What the hub tells a socket.
 #[derive(Debug)]
 pub enum Signal {
-    /// A published frame; `seq` 0 for frames that are not numbered.
+    /// A published frame; `seq` 0 for frames that are not numbered,
+    /// `event` empty for frames that come from no event.
     Frame {
         room: Room,
         seq: u64,
+        event: Arc<str>,
         frame: Arc<str>,
     },
     /// Frames may have been missed: catch up from the logs.
@@ -216,13 +218,11 @@ impl Hub {
         let Some(room) = Room::parse_key(key) else {
             return;
         };
-        let Some((seq, frame)) = std::str::from_utf8(payload)
-            .ok()
-            .and_then(|text| text.split_once('\n'))
-            .and_then(|(seq, frame)| Some((seq.parse::<u64>().ok()?, frame)))
+        let Some((seq, event, frame)) = std::str::from_utf8(payload).ok().and_then(parse_published)
         else {
             return;
         };
+        let event: Arc<str> = Arc::from(event);
         let frame: Arc<str> = Arc::from(frame);
         let sockets: Vec<u64> = self
             .routes()
@@ -234,6 +234,7 @@ impl Hub {
         self.send(sockets, || Signal::Frame {
             room,
             seq,
+            event: event.clone(),
             frame: frame.clone(),
         });
     }
@@ -299,5 +300,37 @@ impl Hub {
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Splits a room payload, `seq \n event id \n frame`, into its parts. A
+/// payload without the event id (`seq \n frame`, from a replica of an
+/// older version during a rolling upgrade) has an empty one: frames are
+/// JSON objects, event ids never start with `{`.
+fn parse_published(payload: &str) -> Option<(u64, &str, &str)> {
+    let (seq, rest) = payload.split_once('\n')?;
+    let seq = seq.parse().ok()?;
+    if rest.starts_with('{') {
+        return Some((seq, "", rest));
+    }
+    let (event, frame) = rest.split_once('\n')?;
+    Some((seq, event, frame))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_published;
+
+    #[test]
+    fn payloads_with_and_without_event_ids() {
+        assert_eq!(
+            parse_published("7\nevt-1\n{\"a\":\"x\\ny\"}"),
+            Some((7, "evt-1", "{\"a\":\"x\\ny\"}"))
+        );
+        assert_eq!(parse_published("0\n\n{}"), Some((0, "", "{}")));
+        assert_eq!(parse_published("7\n{}"), Some((7, "", "{}")));
+        assert_eq!(parse_published("x\nevt\n{}"), None);
+        assert_eq!(parse_published("7\nevt"), None);
+        assert_eq!(parse_published("7"), None);
     }
 }

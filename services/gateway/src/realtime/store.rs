@@ -13,9 +13,12 @@ use tokio::sync::OnceCell;
 /// number is the current Unix time × 1000, so numbers keep increasing even
 /// if Redis loses its data (clients then see a gap and resync), while
 /// staying below 10^14: Lua prints numbers with 14 significant digits.
+/// Log entries and published payloads carry the event id, so a socket can
+/// drop an event published again after Redis lost the claim.
 const PUBLISH: &str = r"
 if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) == false then return 0 end
-for i = 6, #ARGV, 3 do
+local event = ARGV[6]
+for i = 7, #ARGV, 3 do
   local room = ARGV[i]
   local counter = 'rt:seq:' .. room
   local seq = redis.call('INCR', counter)
@@ -25,9 +28,9 @@ for i = 6, #ARGV, 3 do
   end
   local frame = ARGV[i + 1] .. seq .. ARGV[i + 2]
   local log = 'rt:log:' .. room
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], seq .. '-1', 'f', frame)
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], seq .. '-1', 'f', frame, 'e', event)
   redis.call('EXPIRE', log, ARGV[4])
-  redis.call('PUBLISH', 'rt:room:' .. room, seq .. '\n' .. frame)
+  redis.call('PUBLISH', 'rt:room:' .. room, seq .. '\n' .. event .. '\n' .. frame)
 end
 return 1
 ";
@@ -90,7 +93,16 @@ pub struct LogRead {
     /// The room's first number (0 before its first frame).
     pub first: u64,
     /// Logged frames in the requested range, in order.
-    pub entries: Vec<(u64, String)>,
+    pub entries: Vec<Logged>,
+}
+
+/// One frame of a room's log.
+pub struct Logged {
+    pub seq: u64,
+    /// The event it came from; empty in entries written before event ids
+    /// were logged.
+    pub event: String,
+    pub frame: String,
 }
 
 /// One frame to number and publish.
@@ -137,7 +149,8 @@ impl Store {
             .arg(DEDUP_TTL_SECONDS)
             .arg(self.room_history)
             .arg(LOG_TTL_SECONDS)
-            .arg(now_ms() / 1000 * 1000);
+            .arg(now_ms() / 1000 * 1000)
+            .arg(event_id);
         for frame in frames {
             invocation
                 .arg(frame.room.key())
@@ -190,8 +203,20 @@ impl Store {
             .into_iter()
             .filter_map(|(id, fields)| {
                 let seq = id.split('-').next()?.parse().ok()?;
-                let frame = fields.into_iter().find(|(name, _)| name == "f")?.1;
-                Some((seq, frame))
+                let mut frame = None;
+                let mut event = String::new();
+                for (name, value) in fields {
+                    match name.as_str() {
+                        "f" => frame = Some(value),
+                        "e" => event = value,
+                        _ => {}
+                    }
+                }
+                Some(Logged {
+                    seq,
+                    event,
+                    frame: frame?,
+                })
             })
             .collect();
         Ok(LogRead {
@@ -207,7 +232,7 @@ impl Store {
         let mut connection = self.connection().await?;
         redis::cmd("PUBLISH")
             .arg(room.pubsub_channel())
-            .arg(format!("0\n{frame}"))
+            .arg(format!("0\n\n{frame}"))
             .query_async(&mut connection)
             .await
     }

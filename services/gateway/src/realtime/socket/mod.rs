@@ -14,7 +14,7 @@ use futures::{SinkExt, StreamExt};
 use messenger_platform::auth::TokenError;
 
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -42,6 +42,35 @@ struct Closing(u16, &'static str);
 struct Joined {
     last_seq: u64,
     group: Option<Uuid>,
+    recent: RecentEvents,
+}
+
+/// How many of a room's latest events a socket remembers.
+const RECENT_EVENTS: usize = 128;
+
+/// The events a socket sent last in one room. Redis drops a repeated event
+/// by its id, but if Redis lost its data, a replica still catching up
+/// publishes the events it reads again under new numbers: the socket sends
+/// each event once anyway.
+#[derive(Default)]
+struct RecentEvents(VecDeque<Arc<str>>);
+
+impl RecentEvents {
+    /// Remembers `event`; false when it was sent already. Frames without an
+    /// event id always go out.
+    fn first_time(&mut self, event: &str) -> bool {
+        if event.is_empty() {
+            return true;
+        }
+        if self.0.iter().any(|seen| **seen == *event) {
+            return false;
+        }
+        if self.0.len() == RECENT_EVENTS {
+            self.0.pop_front();
+        }
+        self.0.push_back(Arc::from(event));
+        true
+    }
 }
 
 struct Connection {
@@ -402,5 +431,25 @@ impl Connection {
         }
         let beat = frames::control("heartbeat", json!({"n": n, "rooms": self.positions()}));
         self.send(&beat).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RECENT_EVENTS, RecentEvents};
+
+    #[test]
+    fn recent_events_pass_each_event_once_within_the_window() {
+        let mut recent = RecentEvents::default();
+        assert!(recent.first_time("a"));
+        assert!(!recent.first_time("a"));
+        assert!(recent.first_time(""), "frames without an event always pass");
+        assert!(recent.first_time(""));
+        for n in 0..RECENT_EVENTS {
+            assert!(recent.first_time(&n.to_string()));
+        }
+        // "a" fell out of the window; the newest are still known.
+        assert!(recent.first_time("a"));
+        assert!(!recent.first_time(&(RECENT_EVENTS - 1).to_string()));
     }
 }

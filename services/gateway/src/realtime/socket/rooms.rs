@@ -2,10 +2,11 @@
 //! leaving, resuming, delivering in order with gaps filled from the room
 //! logs, and dropping rooms the user may no longer read.
 
-use super::{Closing, Connection, Joined};
+use super::{Closing, Connection, Joined, RecentEvents};
 use crate::realtime::frames::{self, ClientFrame};
 use crate::realtime::hub::Signal;
 use crate::realtime::rooms::Room;
+use crate::realtime::store::Logged;
 use messenger_proto::groups::v1 as pb;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -63,6 +64,7 @@ impl Connection {
             Joined {
                 last_seq: seq,
                 group,
+                recent: RecentEvents::default(),
             },
         );
         seq
@@ -265,12 +267,12 @@ impl Connection {
         if current <= last {
             return Ok((true, 0));
         }
-        let entries: Vec<(u64, String)> = read
+        let entries: Vec<Logged> = read
             .entries
             .into_iter()
-            .filter(|(seq, _)| *seq > last)
+            .filter(|entry| entry.seq > last)
             .collect();
-        let complete = entries.first().map(|(seq, _)| *seq) == Some(last + 1);
+        let complete = entries.first().map(|entry| entry.seq) == Some(last + 1);
         if !complete {
             // Older than the log keeps: the client refetches over REST.
             self.send(&frames::control(
@@ -280,16 +282,18 @@ impl Connection {
             .await?;
         }
         let mut sent = 0;
-        for (seq, frame) in entries {
+        for entry in entries {
             let Some(joined) = self.rooms.get_mut(&room) else {
                 break;
             };
-            if seq <= joined.last_seq {
+            if entry.seq <= joined.last_seq {
                 continue;
             }
-            joined.last_seq = seq;
-            self.send(&frame).await?;
-            sent += 1;
+            joined.last_seq = entry.seq;
+            if joined.recent.first_time(&entry.event) {
+                self.send(&entry.frame).await?;
+                sent += 1;
+            }
         }
         if let Some(joined) = self.rooms.get_mut(&room) {
             joined.last_seq = joined.last_seq.max(current);
@@ -299,7 +303,12 @@ impl Connection {
 
     pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Closing> {
         match signal {
-            Signal::Frame { room, seq, frame } => {
+            Signal::Frame {
+                room,
+                seq,
+                event,
+                frame,
+            } => {
                 let Some(last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
                     return Ok(()); // left meanwhile
                 };
@@ -312,8 +321,12 @@ impl Connection {
                 if seq > last + 1 {
                     self.catch_up(room, Some(seq - 1)).await?;
                 }
-                if let Some(joined) = self.rooms.get_mut(&room) {
-                    joined.last_seq = seq;
+                let Some(joined) = self.rooms.get_mut(&room) else {
+                    return Ok(());
+                };
+                joined.last_seq = seq;
+                if !joined.recent.first_time(&event) {
+                    return Ok(()); // published again after Redis lost its data
                 }
                 self.send(&frame).await?;
                 if room == Room::User(self.user) {

@@ -303,18 +303,16 @@ impl Hub {
     }
 }
 
-/// Splits a room payload, `seq \n event id \n frame`, into its parts. A
-/// payload without the event id (`seq \n frame`, from a replica of an
-/// older version during a rolling upgrade) has an empty one: frames are
-/// JSON objects, event ids never start with `{`.
+/// Splits a room payload, `seq event-id \n frame` (or `seq \n frame` for
+/// frames of no event), into its parts. During a rolling upgrade a replica
+/// of the previous version, which expects a bare number on the first line,
+/// drops these payloads instead of passing a malformed frame on; its
+/// clients get those frames by `resume` once they reconnect to an upgraded
+/// replica.
 fn parse_published(payload: &str) -> Option<(u64, &str, &str)> {
-    let (seq, rest) = payload.split_once('\n')?;
-    let seq = seq.parse().ok()?;
-    if rest.starts_with('{') {
-        return Some((seq, "", rest));
-    }
-    let (event, frame) = rest.split_once('\n')?;
-    Some((seq, event, frame))
+    let (head, frame) = payload.split_once('\n')?;
+    let (seq, event) = head.split_once(' ').unwrap_or((head, ""));
+    Some((seq.parse().ok()?, event, frame))
 }
 
 #[cfg(test)]
@@ -324,13 +322,12 @@ mod tests {
     #[test]
     fn payloads_with_and_without_event_ids() {
         assert_eq!(
-            parse_published("7\nevt-1\n{\"a\":\"x\\ny\"}"),
+            parse_published("7 evt-1\n{\"a\":\"x\\ny\"}"),
             Some((7, "evt-1", "{\"a\":\"x\\ny\"}"))
         );
-        assert_eq!(parse_published("0\n\n{}"), Some((0, "", "{}")));
-        assert_eq!(parse_published("7\n{}"), Some((7, "", "{}")));
-        assert_eq!(parse_published("x\nevt\n{}"), None);
-        assert_eq!(parse_published("7\nevt"), None);
+        assert_eq!(parse_published("0\n{}"), Some((0, "", "{}")));
+        assert_eq!(parse_published("x evt\n{}"), None);
+        assert_eq!(parse_published("7 evt"), None);
         assert_eq!(parse_published("7"), None);
     }
 }

@@ -30,7 +30,7 @@ for i = 7, #ARGV, 3 do
   local log = 'rt:log:' .. room
   redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], seq .. '-1', 'f', frame, 'e', event)
   redis.call('EXPIRE', log, ARGV[4])
-  redis.call('PUBLISH', 'rt:room:' .. room, seq .. '\n' .. event .. '\n' .. frame)
+  redis.call('PUBLISH', 'rt:room:' .. room, seq .. ' ' .. event .. '\n' .. frame)
 end
 return 1
 ";
@@ -232,7 +232,7 @@ impl Store {
         let mut connection = self.connection().await?;
         redis::cmd("PUBLISH")
             .arg(room.pubsub_channel())
-            .arg(format!("0\n\n{frame}"))
+            .arg(format!("0\n{frame}"))
             .query_async(&mut connection)
             .await
     }

@@ -51,30 +51,15 @@ async fn events_published_again_after_redis_forgot_them_reach_sockets_once() {
         .await
         .expect("DEL");
     let counter = format!("rt:seq:c:{channel}");
-    let numbered = |conn: &mut redis::aio::MultiplexedConnection| {
-        let mut conn = conn.clone();
-        let counter = counter.clone();
-        async move {
-            let value: Option<u64> = redis::cmd("GET")
-                .arg(counter)
-                .query_async(&mut conn)
-                .await
-                .expect("GET");
-            value.unwrap_or(0)
-        }
-    };
-    let before = numbered(&mut redis_conn).await;
+    let before = number(&redis_conn, &counter).await;
     let (_late, stop_late) = app
         .second_gateway_with(|config| config.websocket.consumer_group.push_str("-late"))
         .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while numbered(&mut redis_conn).await < before + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the late replica did not publish again"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    messenger_testkit::eventually(Duration::from_secs(30), || async {
+        (number(&redis_conn, &counter).await >= before + 2).then_some(())
+    })
+    .await
+    .expect("the late replica publishes both events again");
 
     // The socket recognised both events and sent neither again.
     send(&app, &ann, &channel, "three").await;
@@ -83,6 +68,16 @@ async fn events_published_again_after_redis_forgot_them_reach_sockets_once() {
     stop_late.cancel();
     ws.close().await;
     app.cleanup().await;
+}
+
+/// A numeric Redis key, 0 when absent.
+async fn number(conn: &redis::aio::MultiplexedConnection, key: &str) -> u64 {
+    let value: Option<u64> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("GET");
+    value.unwrap_or(0)
 }
 
 /// A Redis server of this test's own, so it can be stopped and restarted.
@@ -120,7 +115,7 @@ impl PrivateRedis {
         }
     }
 
-    async fn stop(&mut self) {
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -130,10 +125,7 @@ impl PrivateRedis {
 
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
     }
 }
 
@@ -151,7 +143,7 @@ async fn redis_outage_keeps_rest_working_and_delivery_recovers() {
     send(&app, &ann, &channel, "before").await;
     ws.expect("new_message").await;
 
-    redis.stop().await;
+    redis.stop();
     // REST does not need Redis: sends and reads keep working.
     send(&app, &ann, &channel, "during").await;
     let history = app

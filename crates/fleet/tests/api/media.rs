@@ -316,8 +316,18 @@ async fn identical_content_is_stored_once_and_bad_uploads_leave_nothing() {
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest)).await;
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The server notices the cut connection and removes the partial file.
+    let no_partial = |stored: &[std::path::PathBuf]| {
+        stored
+            .iter()
+            .all(|p| !p.strip_prefix(&dir).unwrap_or(p).starts_with("tmp"))
+    };
+    let settled = messenger_testkit::eventually(Duration::from_secs(10), || async {
+        no_partial(&files_under(&dir)).then_some(())
+    })
+    .await;
     let stored = files_under(&dir);
+    assert!(settled.is_ok(), "no partial upload left: {stored:?}");
     let blobs: Vec<_> = stored
         .iter()
         .filter(|p| p.strip_prefix(&dir).unwrap_or(p).starts_with("blobs"))
@@ -326,12 +336,6 @@ async fn identical_content_is_stored_once_and_bad_uploads_leave_nothing() {
         blobs.len(),
         1,
         "one blob for the two identical uploads: {stored:?}"
-    );
-    assert!(
-        stored
-            .iter()
-            .all(|p| !p.strip_prefix(&dir).unwrap_or(p).starts_with("tmp")),
-        "no partial upload left: {stored:?}"
     );
     let pool = app.env.pool("media").await.expect("pool");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM media")

@@ -141,6 +141,9 @@ async fn a_reconnecting_client_resumes_exactly_where_it_left_off() {
     let ben = user(&app, "res_ben").await;
     let (group, channel) = group_with_channel(&app, &ann, "Resuming").await;
     add_member(&app, &group, &ann, &ben, "member").await;
+    // Ann stays connected: once she has a frame, the fan-out has logged it.
+    let (mut anns, _) = Ws::open(&app.base, &ann.token).await;
+    join(&mut anns, &channel).await;
     let (mut bens, _) = Ws::open(&app.base, &ben.token).await;
     join(&mut bens, &channel).await;
     send(&app, &ann, &channel, "seen").await;
@@ -149,8 +152,9 @@ async fn a_reconnecting_client_resumes_exactly_where_it_left_off() {
 
     let missed: Vec<String> = (1..=4).map(|i| format!("missed {i}")).collect();
     send_all(&app, &ann, &channel, &missed).await;
-    // Give the fan-out time to log them before the client comes back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // All four are in the log before the client comes back, so the resume
+    // replays them (a frame logged later would arrive live, after `resumed`).
+    anns.collect("new_message", 1 + missed.len()).await;
 
     let (mut bens, _) = Ws::open(&app.base, &ben.token).await;
     bens.send("resume", json!({"rooms": {channel.clone(): seq(&seen)}}))
@@ -173,6 +177,7 @@ async fn a_reconnecting_client_resumes_exactly_where_it_left_off() {
     let stale = bens.expect("resync_required").await;
     assert_eq!(stale["data"]["room_id"], channel.as_str());
     bens.close().await;
+    anns.close().await;
     app.cleanup().await;
 }
 

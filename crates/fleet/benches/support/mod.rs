@@ -50,6 +50,9 @@ impl Fleet {
             .env("PASSWORD_HASH_MEMORY_KIB", "8192")
             .env("PASSWORD_HASH_ITERATIONS", "1")
             .env("VAULT_ADDR", "")
+            // The environment's temporary directory: the binary's default is
+            // relative to the working directory, i.e. inside the crate.
+            .env("MEDIA_STORAGE_URL", &config.media.storage_url)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null());
         for service in ["USERS", "GROUPS", "MESSAGES", "MEDIA"] {

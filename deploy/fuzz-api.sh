@@ -111,6 +111,11 @@ PY
   mkdir -p "$WORK/media" "$ROOT/.local/logs"
   log=$ROOT/.local/logs/fuzz-api.log
   : >"$log"
+  # The local broker's client settings (config/local-broker.env).
+  set -a
+  # shellcheck source=../config/local-broker.env
+  source "$ROOT/config/local-broker.env"
+  set +a
   # Generous allowances: the limiter runs (its headers are checked against
   # the document) without turning most of the run into 429s.
   env -u VAULT_ADDR -u CONFIG_FILE \

@@ -317,9 +317,10 @@ fn services(dir: &Path, ports: &Ports) -> anyhow::Result<Vec<(Part, Spec)>> {
     set("KAFKA_BROKERS", format!("127.0.0.1:{}", ports.broker));
     set("KAFKA_TOPIC_PREFIX", TOPIC_PREFIX.into());
     set("KAFKA_TOPIC_PARTITIONS", "2".into());
-    // tansu 0.6 panics on the first produce after an idempotent producer
-    // bumps its epoch (which librdkafka does after a lost connection).
-    set("KAFKA_IDEMPOTENT_PRODUCER", "false".into());
+    // The local broker's client settings, as ./dev and the tests use them.
+    for (name, value) in messenger_platform::config::local_broker_settings() {
+        set(&name, value);
+    }
     set("JWT_KEYS", "faults:0123456789abcdef0123456789abcdef".into());
     set("JWT_ACTIVE_KID", "faults".into());
     set("JWT_ACCESS_TTL_SECONDS", "7200".into());

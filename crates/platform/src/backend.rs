@@ -8,11 +8,15 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
 
+/// The gRPC health service name under which a backend reports its outbox.
+pub const OUTBOX_HEALTH: &str = "messenger.outbox";
+
 pub struct Backend {
     pub pool: PgPool,
     /// Cancelled when the process shuts down or the service stops.
     pub shutdown: CancellationToken,
     relay: Option<JoinHandle<()>>,
+    relay_stalled: Option<tokio::sync::watch::Receiver<bool>>,
     metrics: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -51,29 +55,62 @@ impl Backend {
                 shutdown.clone(),
             )))
         };
-        let relay = if config.features.kafka_enabled {
-            let producer = crate::kafka::producer(&config.kafka, &format!("messenger-{service}"))?;
-            let relay = OutboxRelay::new(
-                pool.clone(),
-                producer,
-                config.kafka.clone(),
-                service,
-                topics,
-            );
-            Some(tokio::spawn(relay.run(shutdown.clone())))
+        let (relay, relay_stalled) = if config.features.kafka_enabled {
+            let relay = OutboxRelay::new(pool.clone(), config.kafka.clone(), service, topics)?;
+            let stalled = relay.stalled();
+            (
+                Some(tokio::spawn(relay.run(shutdown.clone()))),
+                Some(stalled),
+            )
         } else {
             tracing::warn!(
                 service,
                 "KAFKA_ENABLED=false: events accumulate in the outbox"
             );
-            None
+            (None, None)
         };
         Ok(Backend {
             pool,
             shutdown,
             relay,
+            relay_stalled,
             metrics,
         })
+    }
+
+    /// Serves the outbox relay's state as the gRPC health of the service
+    /// named [`OUTBOX_HEALTH`]: `NOT_SERVING` while it is stalled. The
+    /// service itself stays `SERVING` (the outbox exists to absorb a Kafka
+    /// outage); the gateway shows this in its readiness details only.
+    pub async fn report_outbox_health(&self, reporter: tonic_health::server::HealthReporter) {
+        let Some(mut stalled) = self.relay_stalled.clone() else {
+            return;
+        };
+        let status = |stalled: bool| {
+            if stalled {
+                tonic_health::ServingStatus::NotServing
+            } else {
+                tonic_health::ServingStatus::Serving
+            }
+        };
+        // Known before the service answers its first health check.
+        let current = *stalled.borrow_and_update();
+        reporter
+            .set_service_status(OUTBOX_HEALTH, status(current))
+            .await;
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    changed = stalled.changed() => if changed.is_err() { return },
+                }
+                let current = *stalled.borrow_and_update();
+                reporter
+                    .set_service_status(OUTBOX_HEALTH, status(current))
+                    .await;
+            }
+        });
     }
 
     /// Stops the relay and the metrics endpoint, and closes the pool.

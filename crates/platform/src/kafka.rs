@@ -54,6 +54,23 @@ pub fn consumer(
         .create()?)
 }
 
+/// The client's fatal error, if it has had one: librdkafka then refuses
+/// every further operation, so the only way on is a new client.
+pub fn fatal_error<C: rdkafka::client::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+) -> Option<String> {
+    client
+        .fatal_error()
+        .map(|(code, reason)| format!("{code}: {reason}"))
+}
+
+/// Records that a Kafka client was replaced by a new one: logged once per
+/// rebuild and counted in `kafka_client_rebuilds_total{client}`.
+pub fn note_rebuild(client: &str, reason: &str) {
+    tracing::warn!(client, reason, "rebuilding Kafka client");
+    metrics::counter!("kafka_client_rebuilds_total", "client" => client.to_owned()).increment(1);
+}
+
 /// Commits a consumer's stored offsets and closes it, off the async
 /// runtime: librdkafka's close blocks its thread while it leaves the group,
 /// which can take long (indefinitely, on some brokers) and must never stall

@@ -17,8 +17,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{PgConnection, Row};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 const BATCH: i64 = 256;
@@ -27,6 +28,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 // (or the admin timeout), so a short pause costs little during an outage
 // and bounds how long events wait once the broker is back.
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// Rows pending this long with nothing acknowledged make the relay report
+/// itself stalled (metric and health), though it keeps trying.
+const STALLED_AFTER: Duration = Duration::from_secs(15);
 
 /// The envelope of a domain event: what every topic's `meta` says.
 pub struct DomainEvent {
@@ -108,6 +112,52 @@ pub struct OutboxRelay {
     kafka: KafkaConfig,
     schema: String,
     topics: Vec<String>,
+    progress: Progress,
+    stalled: watch::Sender<bool>,
+}
+
+/// Since when rows have waited with nothing acknowledged, and when the
+/// producer was last replaced: what decides a rebuild and a stall.
+struct Progress {
+    waiting_since: Option<Instant>,
+    rebuilt_at: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            waiting_since: None,
+            rebuilt_at: Instant::now(),
+        }
+    }
+
+    /// Rows are waiting: the clock starts unless it runs already.
+    fn pending(&mut self) {
+        self.waiting_since.get_or_insert_with(Instant::now);
+    }
+
+    /// `acknowledged` of `pending` rows reached the broker.
+    fn record(&mut self, acknowledged: usize, pending: usize) {
+        self.waiting_since = if acknowledged == pending {
+            None
+        } else if acknowledged > 0 {
+            Some(Instant::now())
+        } else {
+            Some(self.waiting_since.unwrap_or_else(Instant::now))
+        };
+    }
+
+    fn waited(&self) -> Duration {
+        self.waiting_since
+            .map(|since| since.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Nothing acknowledged for `after`, counted from the later of the
+    /// first unanswered attempt and the last rebuild.
+    fn due_for_rebuild(&self, after: Duration) -> bool {
+        self.waiting_since.is_some() && self.waited() >= after && self.rebuilt_at.elapsed() >= after
+    }
 }
 
 struct OutboxRow {
@@ -123,26 +173,35 @@ struct OutboxRow {
 
 impl OutboxRelay {
     /// `topics` are the logical topics this service publishes; the relay
-    /// creates them before the first publish.
+    /// creates them before the first publish. Fails only on settings the
+    /// Kafka client refuses.
     pub fn new(
         pool: PgPool,
-        producer: FutureProducer,
         kafka: KafkaConfig,
         schema: &str,
         topics: &[&str],
-    ) -> Self {
-        OutboxRelay {
+    ) -> anyhow::Result<Self> {
+        let producer = crate::kafka::producer(&kafka, &client_id(schema))?;
+        Ok(OutboxRelay {
             pool,
             producer,
             topics: topics.iter().map(|topic| kafka.topic(topic)).collect(),
             kafka,
             schema: schema.to_owned(),
-        }
+            progress: Progress::new(),
+            stalled: watch::Sender::new(false),
+        })
+    }
+
+    /// `true` while rows wait with nothing acknowledged for a while: the
+    /// broker is away or refuses this producer.
+    pub fn stalled(&self) -> watch::Receiver<bool> {
+        self.stalled.subscribe()
     }
 
     /// Runs until `shutdown` is cancelled. Errors (Postgres or Kafka down)
     /// are logged and retried with exponential backoff, never fatal.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             if let Err(err) = self.lead(&shutdown, &mut backoff).await {
@@ -161,7 +220,7 @@ impl OutboxRelay {
 
     /// Takes the advisory lock, then publishes while it holds it.
     async fn lead(
-        &self,
+        &mut self,
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> anyhow::Result<()> {
@@ -194,7 +253,7 @@ impl OutboxRelay {
     }
 
     async fn publish_loop(
-        &self,
+        &mut self,
         shutdown: &CancellationToken,
         backoff: &mut Backoff,
     ) -> anyhow::Result<()> {
@@ -203,8 +262,12 @@ impl OutboxRelay {
         let mut topics_ready = false;
         while !shutdown.is_cancelled() {
             let rows = self.fetch_batch().await?;
-            metrics::gauge!("outbox_pending", "service" => self.schema.clone())
-                .set(rows.len() as f64);
+            self.report_backlog(rows.len()).await?;
+            if rows.is_empty() {
+                self.after_attempt(0, 0);
+            } else {
+                self.progress.pending();
+            }
             if let Some(oldest) = rows.first() {
                 let lag = (OffsetDateTime::now_utc() - oldest.created_at).as_seconds_f64();
                 metrics::gauge!("outbox_oldest_age_seconds", "service" => self.schema.clone())
@@ -226,6 +289,7 @@ impl OutboxRelay {
                 };
                 if let Err(err) = ensured {
                     tracing::warn!(schema = %self.schema, error = %err, "cannot ensure topics");
+                    self.after_attempt(0, rows.len());
                     backoff.wait(shutdown).await;
                     continue;
                 }
@@ -246,6 +310,7 @@ impl OutboxRelay {
                 metrics::counter!("outbox_published_total", "service" => self.schema.clone())
                     .increment(published as u64);
             }
+            self.after_attempt(published, rows.len());
             if published < rows.len() {
                 // The topic may have been deleted, or the broker replaced:
                 // check it again before the next attempt.
@@ -256,6 +321,54 @@ impl OutboxRelay {
             }
         }
         Ok(())
+    }
+
+    /// `outbox_pending` is the whole backlog, not one batch of it.
+    async fn report_backlog(&self, fetched: usize) -> sqlx::Result<()> {
+        let pending = if fetched < BATCH as usize {
+            fetched as i64
+        } else {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?
+        };
+        metrics::gauge!("outbox_pending", "service" => self.schema.clone()).set(pending as f64);
+        Ok(())
+    }
+
+    /// Updates the stall state after an attempt and replaces the producer
+    /// when librdkafka declared it dead, or when it has acknowledged nothing
+    /// for `kafka.producer_rebuild_after_seconds` (a broker that came back
+    /// may refuse the old producer's state forever).
+    fn after_attempt(&mut self, acknowledged: usize, pending: usize) {
+        self.progress.record(acknowledged, pending);
+        let stalled = self.progress.waited() >= STALLED_AFTER;
+        self.stalled
+            .send_if_modified(|state| std::mem::replace(state, stalled) != stalled);
+        metrics::gauge!("outbox_relay_stalled", "service" => self.schema.clone()).set(if stalled {
+            1.0
+        } else {
+            0.0
+        });
+        let rebuild_after = Duration::from_secs(self.kafka.producer_rebuild_after_seconds);
+        let reason = match crate::kafka::fatal_error(self.producer.client()) {
+            Some(fatal) => format!("fatal producer error ({fatal})"),
+            None if self.progress.due_for_rebuild(rebuild_after) => format!(
+                "{pending} rows pending, nothing acknowledged for {} s",
+                self.progress.waited().as_secs()
+            ),
+            None => return,
+        };
+        match crate::kafka::producer(&self.kafka, &client_id(&self.schema)) {
+            Ok(producer) => {
+                crate::kafka::note_rebuild(&client_id(&self.schema), &reason);
+                // The old producer's queued records fail on their own; their
+                // rows are still in the outbox and go out again.
+                self.producer = producer;
+                self.progress.rebuilt_at = Instant::now();
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot build a new Kafka producer"),
+        }
     }
 
     async fn fetch_batch(&self) -> sqlx::Result<Vec<OutboxRow>> {
@@ -356,6 +469,10 @@ impl OutboxRelay {
     }
 }
 
+fn client_id(schema: &str) -> String {
+    format!("messenger-{schema}")
+}
+
 #[derive(Default)]
 struct Backoff {
     attempt: u32,
@@ -373,5 +490,47 @@ impl Backoff {
 
     fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_waits_only_while_nothing_is_acknowledged() {
+        let mut progress = Progress::new();
+        progress.record(0, 10);
+        let first = progress.waiting_since.expect("waiting");
+        progress.record(0, 10);
+        assert_eq!(
+            progress.waiting_since,
+            Some(first),
+            "the clock keeps running"
+        );
+        progress.record(3, 10);
+        assert!(
+            progress.waiting_since.expect("still waiting") >= first,
+            "progress restarts it"
+        );
+        progress.record(7, 7);
+        assert_eq!(progress.waiting_since, None);
+        assert!(!progress.due_for_rebuild(Duration::ZERO));
+    }
+
+    #[test]
+    fn rebuilds_are_spaced_by_the_configured_time() {
+        let mut progress = Progress::new();
+        progress.record(0, 1);
+        assert!(progress.due_for_rebuild(Duration::ZERO));
+        assert!(!progress.due_for_rebuild(Duration::from_secs(60)));
+        progress.waiting_since = Some(Instant::now() - Duration::from_secs(120));
+        progress.rebuilt_at = Instant::now() - Duration::from_secs(30);
+        assert!(
+            !progress.due_for_rebuild(Duration::from_secs(60)),
+            "rebuilt recently"
+        );
+        progress.rebuilt_at = Instant::now() - Duration::from_secs(61);
+        assert!(progress.due_for_rebuild(Duration::from_secs(60)));
     }
 }

@@ -24,7 +24,10 @@ impl TestEnv {
     /// A configuration pointing at a new, empty database and a unique topic
     /// prefix, with cheap password hashing (tests hash many passwords).
     pub async fn new() -> anyhow::Result<Self> {
-        let mut config = Config::load(None, std::env::vars())?;
+        let vars = messenger_platform::config::local_broker_settings()
+            .into_iter()
+            .chain(std::env::vars());
+        let mut config = Config::load(None, vars)?;
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("test_{id}");
         let mut admin = admin_connection(&config).await?;

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub details: Map<String, Value>,
     /// Rate limiting: what the 429's `Retry-After` and `RateLimit-*` say.
     pub rate_limit: Option<crate::ratelimit::Decision>,
+    /// A busy backend's advice (gRPC RetryInfo): the 503's `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// Error response body.
@@ -46,6 +48,7 @@ impl ApiError {
             message: message.into(),
             details: Map::new(),
             rate_limit: None,
+            retry_after: None,
         }
     }
 
@@ -120,7 +123,14 @@ impl From<tonic::Status> for ApiError {
                 StatusCode::GATEWAY_TIMEOUT => "a backend service did not answer in time",
                 _ => "internal error",
             };
-            return ApiError::new(http, code, message);
+            let retry_after = status
+                .get_details_retry_info()
+                .and_then(|info| info.retry_delay)
+                .map(|delay| delay.as_secs().max(1));
+            return ApiError {
+                retry_after,
+                ..ApiError::new(http, code, message)
+            };
         }
         let mut error = ApiError::new(http, code, status.message());
         if let Some(violation) = status
@@ -169,6 +179,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
         let rate_limit = self.rate_limit;
+        let retry_after = self.retry_after;
         let body = ErrorBody {
             error: ErrorObject {
                 code: self.code.to_owned(),
@@ -182,6 +193,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"messenger\""),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(decision) = rate_limit {
             let headers = response.headers_mut();

@@ -123,6 +123,13 @@ impl FromRequestParts<AppState> for Auth {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| ApiError::unauthenticated("Authorization must be \"Bearer <token>\""))?;
         match state.tokens().verify(token) {
+            Ok(principal) if state.deny_list().is_revoked(principal.session_id).await => {
+                Err(ApiError::new(
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "session_revoked",
+                    "this session has ended (logged out); sign in again",
+                ))
+            }
             Ok(principal) => Ok(Auth(principal)),
             Err(TokenError::Expired) => Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,

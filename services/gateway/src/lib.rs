@@ -7,6 +7,7 @@ mod extract;
 pub mod http;
 mod ratelimit;
 pub mod realtime;
+mod sessions;
 mod state;
 
 use messenger_platform::{CancellationToken, Config};

@@ -71,7 +71,8 @@ struct Inner {
     redis: redis::Client,
     body_limit: usize,
     rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
-    client_ip_header: Option<axum::http::HeaderName>,
+    forwarded: Option<crate::http::rate_limit::Forwarded>,
+    deny_list: crate::sessions::DenyList,
     ws_frames_per_second: Option<u32>,
     /// Set once at startup when WebSocket delivery is enabled.
     realtime: std::sync::OnceLock<Arc<crate::realtime::Realtime>>,
@@ -109,7 +110,12 @@ impl AppState {
                 tokens: Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?)),
                 redis: redis::Client::open(config.redis.url())?,
                 rate_limiter: rate_limiter(config)?,
-                client_ip_header: client_ip_header(config)?,
+                forwarded: forwarded(config)?,
+                deny_list: crate::sessions::DenyList::new(
+                    redis::Client::open(config.redis.url())?,
+                    config.auth.access_ttl_seconds,
+                    &config.kafka.topic_prefix,
+                ),
                 ws_frames_per_second: config
                     .features
                     .rate_limit_enabled
@@ -150,8 +156,13 @@ impl AppState {
         self.inner.rate_limiter.as_deref()
     }
 
-    pub fn client_ip_header(&self) -> Option<&axum::http::HeaderName> {
-        self.inner.client_ip_header.as_ref()
+    /// Sessions ended before their access tokens expired.
+    pub fn deny_list(&self) -> &crate::sessions::DenyList {
+        &self.inner.deny_list
+    }
+
+    pub fn forwarded(&self) -> Option<&crate::http::rate_limit::Forwarded> {
+        self.inner.forwarded.as_ref()
     }
 
     /// Frames one socket may send per second, when rate limiting is on.
@@ -224,12 +235,34 @@ fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<crate::ratelimit::
     ))))
 }
 
-fn client_ip_header(config: &Config) -> anyhow::Result<Option<axum::http::HeaderName>> {
+fn forwarded(config: &Config) -> anyhow::Result<Option<crate::http::rate_limit::Forwarded>> {
     let name = config.rate_limit.client_ip_header.trim();
     if name.is_empty() {
         return Ok(None);
     }
-    axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-        .map(Some)
-        .map_err(|_| anyhow::anyhow!("rate_limit.client_ip_header: {name:?} is not a header name"))
+    let header =
+        axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            anyhow::anyhow!("rate_limit.client_ip_header: {name:?} is not a header name")
+        })?;
+    let trusted = config
+        .rate_limit
+        .trusted_proxies
+        .split(',')
+        .map(str::trim)
+        .filter(|network| !network.is_empty())
+        .map(|network| {
+            network.parse::<ipnet::IpNet>().map_err(|_| {
+                anyhow::anyhow!(
+                    "rate_limit.trusted_proxies (env RATE_LIMIT_TRUSTED_PROXIES): {network:?} is not a network like 10.0.0.0/8"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if trusted.is_empty() {
+        anyhow::bail!(
+            "rate_limit.trusted_proxies (env RATE_LIMIT_TRUSTED_PROXIES) is required with \
+             rate_limit.client_ip_header: without it any client could name its own address"
+        );
+    }
+    Ok(Some(crate::http::rate_limit::Forwarded { header, trusted }))
 }

@@ -45,6 +45,7 @@ pub async fn serve(
         },
     };
     let (reporter, health) = rpc::health();
+    backend.report_outbox_health(reporter.clone()).await;
     reporter
         .set_serving::<GroupsServiceServer<grpc::GroupsGrpc>>()
         .await;

@@ -21,12 +21,32 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     let kafka = &config.kafka;
     let topic = kafka.topic(events::TOPIC);
     let group = kafka.topic("media-thumbnailer");
+    // A consumer librdkafka declared dead is replaced; anything else ends
+    // only with the shutdown.
+    while let Some(consumer) = start_consumer(kafka, &topic, &group, &shutdown).await {
+        let fatal = consume(&consumer, &media, &config, &shutdown).await;
+        messenger_platform::kafka::close_consumer(consumer).await;
+        match fatal {
+            Some(reason) => messenger_platform::kafka::note_rebuild("media-thumbnailer", &reason),
+            None => break,
+        }
+    }
+}
+
+/// A consumer subscribed to `topic`; retried until it works, `None` once
+/// `shutdown` is cancelled.
+async fn start_consumer(
+    kafka: &messenger_platform::config::KafkaConfig,
+    topic: &str,
+    group: &str,
+    shutdown: &CancellationToken,
+) -> Option<rdkafka::consumer::StreamConsumer> {
     let mut backoff = Duration::from_millis(200);
     let consumer = loop {
         let attempt = async {
-            messenger_platform::kafka::ensure_topics(kafka, std::slice::from_ref(&topic)).await?;
-            let consumer = messenger_platform::kafka::consumer(kafka, &group, "media-thumbnailer")?;
-            consumer.subscribe(&[&topic])?;
+            messenger_platform::kafka::ensure_topics(kafka, &[topic.to_owned()]).await?;
+            let consumer = messenger_platform::kafka::consumer(kafka, group, "media-thumbnailer")?;
+            consumer.subscribe(&[topic])?;
             anyhow::Ok(consumer)
         };
         match attempt.await {
@@ -34,19 +54,36 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             Err(err) => {
                 tracing::warn!(error = %err, "thumbnail worker cannot start its consumer; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     };
-    'records: loop {
+    Some(consumer)
+}
+
+/// Handles uploads until shutdown (`None`) or until the consumer has a
+/// fatal error (`Some(reason)`).
+async fn consume(
+    consumer: &rdkafka::consumer::StreamConsumer,
+    media: &Media,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    loop {
         let record = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return None,
             record = consumer.recv() => record,
         };
-        let Ok(record) = record else { continue };
+        let record = match record {
+            Ok(record) => record,
+            Err(_) => match messenger_platform::kafka::fatal_error(consumer.client()) {
+                Some(fatal) => return Some(fatal),
+                None => continue,
+            },
+        };
         let uploaded = record
             .payload()
             .and_then(|payload| MediaEvent::decode(payload).ok())
@@ -59,10 +96,10 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             && let Ok(id) = Uuid::parse_str(&uploaded.id)
         {
             let mut backoff = Duration::from_millis(100);
-            while let Err(err) = handle(&media, id, &config).await {
+            while let Err(err) = handle(media, id, config).await {
                 tracing::warn!(error = %err, media_id = %id, "thumbnail worker failed; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => break 'records,
+                    _ = shutdown.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -72,7 +109,6 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             tracing::warn!(error = %err, "cannot store thumbnail worker offset");
         }
     }
-    messenger_platform::kafka::close_consumer(consumer).await;
 }
 
 /// Processes one image. An error is worth retrying (storage or database);

@@ -48,6 +48,7 @@ pub async fn serve(
     };
     let pruner = tokio::spawn(prune_keys(backend.pool.clone(), backend.shutdown.clone()));
     let (reporter, health) = rpc::health();
+    backend.report_outbox_health(reporter.clone()).await;
     reporter
         .set_serving::<MessagesServiceServer<grpc::MessagesGrpc>>()
         .await;

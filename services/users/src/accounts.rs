@@ -27,6 +27,17 @@ impl Accounts {
     }
 
     pub async fn register(&self, registration: Registration) -> Result<UserRow> {
+        // Cheap checks before the expensive hash; the unique indexes still
+        // decide races between two registrations of one name.
+        if let Some(field) = repo::taken(
+            &self.pool,
+            registration.username.as_str(),
+            registration.email.as_str(),
+        )
+        .await?
+        {
+            return Err(Error::AlreadyExists { field });
+        }
         let password_hash = self.hasher.hash(&registration.password).await?;
         let mut tx = self.pool.begin().await?;
         let user = repo::insert_user(

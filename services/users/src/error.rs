@@ -13,6 +13,16 @@ pub enum Error {
     NotFound,
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// A rotated refresh token came back: its session was revoked.
+    #[error("invalid, expired or revoked refresh token")]
+    SessionReused {
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+    },
+    /// Too many passwords waiting to be hashed: refused at once instead of
+    /// queueing without bound (each hash holds tens of MiB).
+    #[error("too many sign-ins at once, retry shortly")]
+    Busy,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -55,6 +65,26 @@ impl From<Error> for Status {
             ),
             Error::NotFound => Status::not_found(err.to_string()),
             Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::SessionReused {
+                user_id,
+                session_id,
+            } => Status::with_error_details(
+                Code::Unauthenticated,
+                err.to_string(),
+                ErrorDetails::with_error_info(
+                    "SESSION_REUSED",
+                    "messenger.users",
+                    [
+                        ("session_id".to_owned(), session_id.to_string()),
+                        ("user_id".to_owned(), user_id.to_string()),
+                    ],
+                ),
+            ),
+            Error::Busy => Status::with_error_details(
+                Code::Unavailable,
+                err.to_string(),
+                ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+            ),
             Error::Database(_) | Error::Internal(_) => {
                 // Details stay in our logs, never in the response.
                 tracing::error!(error = %err, "internal error");

@@ -25,15 +25,41 @@ impl UsersService for UsersGrpc {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let request = request.into_inner();
-        let registration = Registration {
-            username: Username::parse(&request.username)?,
-            email: Email::parse(&request.email)?,
-            display_name: DisplayName::parse(&request.display_name)?,
-            password: Password::parse(&request.password)?,
-        };
+        let registration = registration(request.into_inner())?;
         let user = self.accounts.register(registration).await?;
         Ok(Response::new(user.into()))
+    }
+
+    async fn sign_up(
+        &self,
+        request: Request<pb::SignUpRequest>,
+    ) -> Result<Response<pb::SignedIn>, Status> {
+        let request = request.into_inner();
+        let account = request
+            .account
+            .ok_or_else(|| Error::invalid("account", "is required"))?;
+        let user = self.accounts.register(registration(account)?).await?;
+        let session = self
+            .sessions
+            .create(UserId(user.id), &request.user_agent)
+            .await?;
+        Ok(Response::new(signed_in(user, session)))
+    }
+
+    async fn sign_in(
+        &self,
+        request: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignedIn>, Status> {
+        let request = request.into_inner();
+        let user = self
+            .accounts
+            .verify_password(&request.login, &request.password)
+            .await?;
+        let session = self
+            .sessions
+            .create(UserId(user.id), &request.user_agent)
+            .await?;
+        Ok(Response::new(signed_in(user, session)))
     }
 
     async fn get_user(
@@ -127,28 +153,6 @@ impl UsersService for UsersGrpc {
         ))
     }
 
-    async fn verify_password(
-        &self,
-        request: Request<pb::VerifyPasswordRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        let request = request.into_inner();
-        let user = self
-            .accounts
-            .verify_password(&request.login, &request.password)
-            .await?;
-        Ok(Response::new(user.into()))
-    }
-
-    async fn create_session(
-        &self,
-        request: Request<pb::CreateSessionRequest>,
-    ) -> Result<Response<pb::Session>, Status> {
-        let request = request.into_inner();
-        let user = UserId::parse(&request.user_id, "user_id")?;
-        let session = self.sessions.create(user, &request.user_agent).await?;
-        Ok(Response::new(session_message(session)))
-    }
-
     async fn refresh_session(
         &self,
         request: Request<pb::RefreshSessionRequest>,
@@ -164,10 +168,33 @@ impl UsersService for UsersGrpc {
         &self,
         request: Request<pb::RevokeSessionRequest>,
     ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
-        self.sessions
+        let revoked = self
+            .sessions
             .revoke(&request.into_inner().refresh_token)
             .await?;
-        Ok(Response::new(pb::RevokeSessionResponse {}))
+        let (user_id, session_id) = revoked
+            .map(|(user, session)| (user.to_string(), session.to_string()))
+            .unwrap_or_default();
+        Ok(Response::new(pb::RevokeSessionResponse {
+            session_id,
+            user_id,
+        }))
+    }
+}
+
+fn registration(request: pb::RegisterRequest) -> Result<Registration, Error> {
+    Ok(Registration {
+        username: Username::parse(&request.username)?,
+        email: Email::parse(&request.email)?,
+        display_name: DisplayName::parse(&request.display_name)?,
+        password: Password::parse(&request.password)?,
+    })
+}
+
+fn signed_in(user: crate::repo::UserRow, session: IssuedSession) -> pb::SignedIn {
+    pb::SignedIn {
+        user: Some(user.into()),
+        session: Some(session_message(session)),
     }
 }
 

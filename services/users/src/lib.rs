@@ -38,6 +38,7 @@ pub async fn serve(
         sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
     };
     let (reporter, health) = rpc::health();
+    backend.report_outbox_health(reporter.clone()).await;
     reporter
         .set_serving::<UsersServiceServer<grpc::UsersGrpc>>()
         .await;

@@ -115,6 +115,30 @@ pub async fn find_credentials(
     })
 }
 
+/// Which of `username` and `email` an account already uses (username
+/// first), so registration refuses before it spends a password hash.
+pub async fn taken(
+    pool: &PgPool,
+    username: &str,
+    email: &str,
+) -> sqlx::Result<Option<&'static str>> {
+    let row = sqlx::query!(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1) AS \"username!\", \
+                EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2)) AS \"email!\"",
+        username,
+        email,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if row.username {
+        Some("username")
+    } else if row.email {
+        Some("email")
+    } else {
+        None
+    })
+}
+
 pub struct ProfileChanges {
     pub display_name: Option<DisplayName>,
     pub bio: Option<Bio>,

@@ -66,7 +66,10 @@ impl Sessions {
                 revoked,
                 "rotated refresh token reused: session family revoked"
             );
-            return Err(Error::Unauthenticated(REJECTED));
+            return Err(Error::SessionReused {
+                user_id: stored.user_id,
+                session_id: stored.family_id,
+            });
         }
         repo::mark_rotated(&mut tx, &hash).await?;
         let session = self
@@ -81,18 +84,23 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Revokes the token's family. Unknown tokens are not an error: logout
-    /// is idempotent and must not reveal which tokens exist.
-    pub async fn revoke(&self, token: &str) -> Result<()> {
+    /// Revokes the token's family and returns it as (user, session).
+    /// Unknown tokens are not an error: logout is idempotent and must not
+    /// reveal which tokens exist.
+    pub async fn revoke(&self, token: &str) -> Result<Option<(Uuid, Uuid)>> {
         let Some(hash) = hash_token(token) else {
-            return Ok(());
+            return Ok(None);
         };
         let mut tx = self.pool.begin().await?;
-        if let Some(stored) = repo::lock_refresh_token(&mut tx, &hash).await? {
-            repo::revoke_family(&mut tx, stored.family_id).await?;
-        }
+        let revoked = match repo::lock_refresh_token(&mut tx, &hash).await? {
+            Some(stored) => {
+                repo::revoke_family(&mut tx, stored.family_id).await?;
+                Some((stored.user_id, stored.family_id))
+            }
+            None => None,
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn issue(

@@ -112,19 +112,11 @@ async fn errors_map_to_grpc_codes_with_field_details() {
     assert_eq!(malformed.code(), Code::InvalidArgument);
     assert_eq!(field_of(&malformed), "id");
 
-    let no_session = client
-        .create_session(pb::CreateSessionRequest {
-            user_id: uuid::Uuid::new_v4().to_string(),
-            user_agent: String::new(),
-        })
-        .await
-        .expect_err("no such user");
-    assert_eq!(no_session.code(), Code::NotFound);
-
     let bad_login = client
-        .verify_password(pb::VerifyPasswordRequest {
+        .sign_in(pb::SignInRequest {
             login: "frank".into(),
             password: "wrong one".into(),
+            user_agent: String::new(),
         })
         .await
         .expect_err("wrong password");
@@ -257,4 +249,59 @@ async fn healthcheck_subcommand_tells_serving_from_down() {
     assert!(!down.status.success());
     let stderr = String::from_utf8_lossy(&down.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+/// The attack that CreateSession allowed: anything that reaches the port
+/// asks for a session of any user id. The method is gone, and a session
+/// comes only with the account's password.
+#[tokio::test]
+async fn no_call_mints_a_session_without_the_password() {
+    let service = start().await;
+    let victim = service.register("victim").await.expect("registered");
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct CreateSessionRequest {
+        #[prost(string, tag = "1")]
+        user_id: String,
+        #[prost(string, tag = "2")]
+        user_agent: String,
+    }
+    let channel = Channel::from_shared(format!("http://{}", service.addr))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.expect("ready");
+    let minted: Result<tonic::Response<pb::Session>, tonic::Status> = raw
+        .unary(
+            tonic::Request::new(CreateSessionRequest {
+                user_id: victim.id.clone(),
+                user_agent: "attacker".into(),
+            }),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/messenger.users.v1.UsersService/CreateSession",
+            ),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await;
+    assert_eq!(
+        minted.expect_err("no such method").code(),
+        Code::Unimplemented
+    );
+
+    let mut client = service.client.clone();
+    let signed_in = client
+        .sign_in(pb::SignInRequest {
+            login: "VICTIM".into(),
+            password: "long enough".into(),
+            user_agent: "test".into(),
+        })
+        .await
+        .expect("the owner signs in")
+        .into_inner();
+    let session = signed_in.session.expect("session");
+    assert_eq!(session.user_id, victim.id);
+    assert!(!session.refresh_token.is_empty());
+    service.stop().await;
 }

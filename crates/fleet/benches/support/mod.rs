@@ -54,6 +54,7 @@ impl Fleet {
             // relative to the working directory, i.e. inside the crate.
             .env("MEDIA_STORAGE_URL", &config.media.storage_url)
             .env("RUST_LOG", "warn")
+            .envs(messenger_platform::config::local_broker_settings())
             .stdout(std::process::Stdio::null());
         for service in ["USERS", "GROUPS", "MESSAGES", "MEDIA"] {
             let grpc = free_port()?;

@@ -19,6 +19,11 @@ async fn register_login_refresh_logout() {
             )
             .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        assert_eq!(
+            response.headers.get("cache-control").map(|v| v.as_bytes()),
+            Some(&b"no-store"[..]),
+            "token answers are never cached"
+        );
         let me = app
             .get("/api/v1/users/me", Some(&token(&response.body)))
             .await;
@@ -35,6 +40,10 @@ async fn register_login_refresh_logout() {
         .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
         .await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    assert_eq!(
+        refreshed.headers.get("cache-control").map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
     let second = refreshed.body["refresh_token"]
         .as_str()
         .expect("refresh")
@@ -241,5 +250,85 @@ async fn malformed_bodies_get_clear_4xx() {
         .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(&wrong_method), "method_not_allowed");
+    app.cleanup().await;
+}
+
+/// Logout ends the session everywhere at once: its access tokens are refused
+/// by every replica and its sockets (on any replica) close with 4003, while
+/// the same user's other sessions go on.
+#[tokio::test]
+async fn logout_revokes_access_tokens_and_sockets_at_once() {
+    use crate::ws::Ws;
+    use std::time::Duration;
+    let app = TestApp::spawn().await;
+    let (other, stop_other) = app.second_gateway().await;
+    let registered = app.register("leaver").await;
+    let access = token(&registered);
+    let refresh = registered["refresh_token"].as_str().expect("refresh");
+    let second = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"login": "leaver", "password": "correct horse"}),
+        )
+        .await;
+    let kept = token(&second.body);
+    let (mut here, _) = Ws::open(&app.base, &access).await;
+    let (mut there, _) = Ws::open(&other, &access).await;
+    let (mut unaffected, _) = Ws::open(&app.base, &kept).await;
+
+    let logout = app
+        .post("/api/v1/auth/logout", json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    for base in [&app.base, &other] {
+        let me = app
+            .http
+            .get(format!("{base}/api/v1/users/me"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("me");
+        assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = me.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "session_revoked");
+    }
+    let wait = Duration::from_secs(5);
+    assert_eq!(here.closed_by_server(wait).await, 4003);
+    assert_eq!(there.closed_by_server(wait).await, 4003);
+    let mut again = Ws::connect(&app.base, &access).await;
+    assert_eq!(again.closed_by_server(wait).await, 4003);
+
+    let me = app.get("/api/v1/users/me", Some(&kept)).await;
+    assert_eq!(me.status, StatusCode::OK, "another session is untouched");
+    unaffected.send("ping", json!({"t": 1})).await;
+    assert_eq!(unaffected.expect("pong").await["data"]["t"], 1);
+    unaffected.close().await;
+    stop_other.cancel();
+    app.cleanup().await;
+}
+
+/// A replayed refresh token revokes its session (the family), and with it
+/// the access tokens already issued to whoever holds the newer one.
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_the_sessions_access_tokens() {
+    let app = TestApp::spawn().await;
+    let registered = app.register("replayed").await;
+    let first = registered["refresh_token"].as_str().expect("refresh");
+    let rotated = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let access = token(&rotated.body);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
+    let replay = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    let me = app.get("/api/v1/users/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&me), "session_revoked");
     app.cleanup().await;
 }

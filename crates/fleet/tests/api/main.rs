@@ -3,6 +3,7 @@
 
 mod auth;
 mod authz;
+mod broker_restart;
 mod delivery;
 mod events;
 mod fuzzed;
@@ -20,3 +21,4 @@ mod sweep_more;
 mod users;
 mod vault;
 mod ws;
+mod ws_close;

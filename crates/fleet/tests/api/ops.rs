@@ -14,6 +14,9 @@ async fn health_ready_metrics_and_unknown_routes() {
     let ready = app.get("/api/v1/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["checks"]["redis"], "ok");
+    for backend in ["users", "groups", "messages", "media"] {
+        assert_eq!(ready.body["outbox"][backend], "ok", "{}", ready.body);
+    }
 
     let missing = app.get("/api/v1/nope", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -54,7 +57,7 @@ async fn health_ready_metrics_and_unknown_routes() {
         "route=\"/api/v1/auth/register\"",
         "http_request_duration_seconds_bucket",
         "grpc_client_requests_total",
-        "method=\"users.Register\"",
+        "method=\"users.SignUp\"",
         "outbox_pending",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}");
@@ -216,4 +219,24 @@ async fn every_schema_migrates_down_and_up_again() {
         pool.close().await;
     }
     env.cleanup().await.expect("cleanup");
+}
+
+/// With the broker unreachable, sends still succeed (the outbox keeps
+/// them), the gateway stays ready, and its readiness details say which
+/// relay is stalled.
+#[tokio::test]
+async fn a_stalled_outbox_relay_shows_in_readiness_without_making_it_fail() {
+    let app = TestApp::spawn_with(|config| config.kafka.brokers = "127.0.0.1:1".to_owned()).await;
+    app.register("stalled").await;
+    let stalled = messenger_testkit::eventually(std::time::Duration::from_secs(60), || async {
+        let ready = app.get("/api/v1/ready", None).await;
+        assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+        let users = ready.body["outbox"]["users"].as_str()?.to_owned();
+        users.starts_with("stalled").then_some(ready.body)
+    })
+    .await
+    .expect("the users relay reports itself stalled");
+    assert_eq!(stalled["status"], "ready");
+    assert_eq!(stalled["outbox"]["groups"], "ok", "nothing waits there");
+    app.cleanup().await;
 }

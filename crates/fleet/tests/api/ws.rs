@@ -17,7 +17,11 @@ pub struct Ws {
 #[derive(Debug)]
 pub enum Next {
     Frame(Value),
+    /// A Close frame (with its code), or the end of the stream.
     Closed(Option<u16>),
+    /// The connection failed: a reset, or TCP closed without a closing
+    /// handshake. Kept apart from `Closed` so tests see unclean closes.
+    Failed(String),
     TimedOut,
 }
 
@@ -68,7 +72,7 @@ impl Ws {
             let message = match tokio::time::timeout(left, self.stream.next()).await {
                 Err(_) => return Next::TimedOut,
                 Ok(None) => return Next::Closed(None),
-                Ok(Some(Err(_))) => return Next::Closed(None),
+                Ok(Some(Err(err))) => return Next::Failed(err.to_string()),
                 Ok(Some(Ok(message))) => message,
             };
             match message {
@@ -110,7 +114,7 @@ impl Ws {
             match self.next(left).await {
                 Next::Frame(frame) if frame["type"] == kind => return Some(frame),
                 Next::Frame(_) => continue,
-                Next::TimedOut | Next::Closed(_) => return None,
+                Next::TimedOut | Next::Closed(_) | Next::Failed(_) => return None,
             }
         }
     }
@@ -134,7 +138,7 @@ impl Ws {
                     panic!("unexpected {kind}: {frame}")
                 }
                 Next::Frame(_) => continue,
-                Next::TimedOut | Next::Closed(_) => return,
+                Next::TimedOut | Next::Closed(_) | Next::Failed(_) => return,
             }
         }
     }
@@ -147,8 +151,49 @@ impl Ws {
             match self.next(left).await {
                 Next::Frame(_) => continue,
                 Next::Closed(code) => return code,
+                Next::Failed(err) => panic!("the connection failed instead of closing: {err}"),
                 Next::TimedOut => panic!("the server did not close the socket"),
             }
+        }
+    }
+
+    /// Closes from the client side with `code` and returns the code of the
+    /// server's answering Close; the stream must then end cleanly.
+    pub async fn close_with(mut self, code: u16) -> u16 {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        self.stream
+            .send(Message::Close(Some(frame)))
+            .await
+            .expect("send close");
+        let mut answer = None;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await {
+                Err(_) => panic!("no end of the closing handshake (answer {answer:?})"),
+                Ok(None) => break,
+                Ok(Some(Err(err))) => panic!("closing ended in an error: {err}"),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    answer = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(_))) => {} // sent before the server saw our Close
+            }
+        }
+        answer.expect("the server answered our Close with its own")
+    }
+
+    /// Reads until the server's Close (other frames skipped) and returns
+    /// its code; the stream must then end cleanly (`None`), not in an error.
+    pub async fn closed_by_server(&mut self, wait: Duration) -> u16 {
+        let code = match self.close_code(wait).await {
+            Some(code) => code,
+            None => panic!("the stream ended without a Close frame"),
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await {
+            Ok(None) => code,
+            other => panic!("after Close {code}: {other:?} instead of a clean end"),
         }
     }
 

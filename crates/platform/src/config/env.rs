@@ -121,6 +121,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "rate_limit.client_ip_header",
         Kind::Text,
     ),
+    (
+        "RATE_LIMIT_TRUSTED_PROXIES",
+        "rate_limit.trusted_proxies",
+        Kind::Text,
+    ),
     ("DB_HOST", "database.host", Kind::Text),
     ("DB_PORT", "database.port", Kind::Scalar),
     ("DB_USER", "database.user", Kind::Text),
@@ -163,6 +168,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     (
         "KAFKA_IDEMPOTENT_PRODUCER",
         "kafka.idempotent_producer",
+        Kind::Scalar,
+    ),
+    (
+        "KAFKA_PRODUCER_REBUILD_AFTER_SECONDS",
+        "kafka.producer_rebuild_after_seconds",
         Kind::Scalar,
     ),
     ("USERS_GRPC_LISTEN", "grpc.users.listen", Kind::Text),

@@ -95,6 +95,20 @@ impl Config {
     }
 }
 
+/// Kafka client settings for the local broker `./dev` runs (tansu), as
+/// environment pairs: `config/local-broker.env`, the one place the local
+/// tools, the test kit and the fault suite take them from. Callers put the
+/// real environment after these, so it still wins.
+pub fn local_broker_settings() -> Vec<(String, String)> {
+    const FILE: &str = include_str!("../../../../config/local-broker.env");
+    FILE.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
 fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     serde_yaml::from_str(text).map_err(|source| ConfigError::Syntax {
         path: origin.to_owned(),
@@ -192,6 +206,18 @@ mod tests {
         assert!(err.to_string().contains("server"), "{err}");
         assert!(err.to_string().contains("prot"), "{err}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn published_development_keys_need_debug_mode() {
+        let keys = format!("dev:{}", crate::config::PUBLISHED_JWT_SECRETS[0]);
+        let refused = Config::load(None, vars(&[("JWT_KEYS", &keys)])).unwrap_err();
+        assert!(
+            refused.to_string().contains("published development key"),
+            "{refused}"
+        );
+        let debug = vars(&[("JWT_KEYS", &keys), ("DEBUG_ENABLED", "true")]);
+        assert!(Config::load(None, debug).is_ok());
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     pub message_timeout_ms: u64,
     pub idempotent_producer: bool,
+    pub producer_rebuild_after_seconds: u64,
 }
 
 impl KafkaConfig {
@@ -202,6 +203,12 @@ pub struct SigningKey {
 }
 
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Signing secrets that deployment files of this repository once wrote into
+/// Vault (the compose stack's development key). Anyone can forge tokens with
+/// them, so they are refused unless `features.debug_enabled` says this is no
+/// real deployment. (The test kits' keys never leave their test processes.)
+pub const PUBLISHED_JWT_SECRETS: &[&str] = &["dev-only-jwt-signing-key-0123456789abcdef"];
 
 impl AuthConfig {
     /// Parses `jwt_keys`; an error names the key. Only the services that
@@ -291,6 +298,9 @@ pub struct RateLimitConfig {
     /// Header carrying the client address from a trusted proxy; empty: the
     /// TCP peer is the client.
     pub client_ip_header: String,
+    /// Networks (CIDR, comma-separated) whose requests may name the client
+    /// in `client_ip_header`.
+    pub trusted_proxies: String,
 }
 
 /// How a service proves its identity to Vault.
@@ -324,6 +334,26 @@ impl Config {
         let request = std::time::Duration::from_millis(self.server.request_timeout_ms);
         let largest = self.media.max_image_bytes.max(self.media.max_file_bytes);
         request.saturating_add(std::time::Duration::from_secs(largest / MIN_UPLOAD_RATE))
+    }
+
+    /// Refuses a published signing secret outside debug mode.
+    pub fn refuse_development_keys(&self) -> Result<(), ConfigError> {
+        if self.features.debug_enabled {
+            return Ok(());
+        }
+        for key in self.auth.signing_keys()? {
+            if PUBLISHED_JWT_SECRETS.contains(&key.secret.expose()) {
+                return Err(ConfigError::invalid(
+                    "auth.jwt_keys",
+                    format!(
+                        "the secret of kid {:?} is a published development key: anyone could \
+                         forge tokens with it (allowed only with DEBUG_ENABLED=true)",
+                        key.kid
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -369,6 +399,10 @@ impl Config {
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;
+        positive(
+            "kafka.producer_rebuild_after_seconds",
+            self.kafka.producer_rebuild_after_seconds,
+        )?;
         if self.kafka.topic_partitions < 1 {
             return Err(ConfigError::invalid(
                 "kafka.topic_partitions",
@@ -428,6 +462,7 @@ impl Config {
         }
         if !self.auth.jwt_keys.is_empty() {
             self.auth.signing_keys()?;
+            self.refuse_development_keys()?;
         }
         Ok(())
     }

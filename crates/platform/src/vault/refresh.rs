@@ -61,7 +61,11 @@ pub async fn watch_token_keys(
     keys: Arc<KeyRing>,
     shutdown: CancellationToken,
 ) {
-    let on_change = move |config: &Config| match TokenKeys::from_config(&config.auth) {
+    let on_change = move |config: &Config| match config
+        .refuse_development_keys()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(TokenKeys::from_config(&config.auth)?))
+    {
         Ok(rotated) => {
             tracing::info!(active_kid = %config.auth.jwt_active_kid, "JWT keys rotated from Vault");
             keys.replace(rotated);

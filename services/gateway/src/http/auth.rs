@@ -11,7 +11,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use messenger_platform::auth::Principal;
 use messenger_proto::users::v1 as pb;
 use time::OffsetDateTime;
+use tonic_types::StatusExt;
 use uuid::Uuid;
+
+/// Answers that carry tokens must not be kept by any cache (RFC 6749 §5.1).
+type NoStore = [(header::HeaderName, &'static str); 2];
+const NO_STORE: NoStore = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::PRAGMA, "no-cache"),
+];
 
 /// Create an account and sign in.
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
@@ -25,20 +33,30 @@ pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(request): Json<RegisterRequest>,
-) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
-    let user = create_user(&state, request).await?;
-    let response = sign_in(&state, user, &headers).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+) -> ApiResult<(StatusCode, NoStore, Json<AuthResponse>)> {
+    let sign_up = pb::SignUpRequest {
+        account: Some(account(request)),
+        user_agent: user_agent(&headers),
+    };
+    let signed_in = call("users.SignUp", state.users().sign_up(sign_up)).await?;
+    Ok((
+        StatusCode::CREATED,
+        NO_STORE,
+        Json(auth_response(&state, signed_in)?),
+    ))
 }
 
 pub(super) async fn create_user(state: &AppState, request: RegisterRequest) -> ApiResult<pb::User> {
-    let request = pb::RegisterRequest {
+    Ok(call("users.Register", state.users().register(account(request))).await?)
+}
+
+fn account(request: RegisterRequest) -> pb::RegisterRequest {
+    pb::RegisterRequest {
         username: request.username,
         email: request.email,
         display_name: request.display_name,
         password: request.password,
-    };
-    Ok(call("users.Register", state.users().register(request)).await?)
+    }
 }
 
 /// Sign in with username or email and password.
@@ -52,7 +70,7 @@ pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(request): Json<LoginRequest>,
-) -> ApiResult<Json<AuthResponse>> {
+) -> ApiResult<(NoStore, Json<AuthResponse>)> {
     if let Some(limiter) = state.rate_limiter() {
         // Per account, whatever the address: guessing one user's password
         // from many addresses is slowed too.
@@ -64,16 +82,13 @@ pub async fn login(
             return Err(ApiError::too_many_requests(decision));
         }
     }
-    let verify = pb::VerifyPasswordRequest {
+    let sign_in = pb::SignInRequest {
         login: request.login,
         password: request.password,
+        user_agent: user_agent(&headers),
     };
-    let user = call(
-        "users.VerifyPassword",
-        state.users().verify_password(verify),
-    )
-    .await?;
-    Ok(Json(sign_in(&state, user, &headers).await?))
+    let signed_in = call("users.SignIn", state.users().sign_in(sign_in)).await?;
+    Ok((NO_STORE, Json(auth_response(&state, signed_in)?)))
 }
 
 /// Exchange a refresh token for new tokens. The presented refresh token is
@@ -87,22 +102,27 @@ pub async fn login(
 pub async fn refresh(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
-) -> ApiResult<Json<Tokens>> {
+) -> ApiResult<(NoStore, Json<Tokens>)> {
     let refresh = pb::RefreshSessionRequest {
         refresh_token: request.refresh_token,
     };
-    let session = call(
-        "users.RefreshSession",
-        state.users().refresh_session(refresh),
-    )
-    .await?;
-    Ok(Json(tokens(&state, session)?))
+    let session = match state.users().refresh_session(refresh).await {
+        Ok(session) => session.into_inner(),
+        Err(status) => {
+            end_reused_session(&state, &status).await;
+            return Err(status.into());
+        }
+    };
+    Ok((NO_STORE, Json(tokens(&state, session)?)))
 }
 
 /// End the session the refresh token belongs to. Idempotent.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 204, description = "Session ended")))]
+    responses(
+        (status = 204, description = "Session ended: its access tokens are refused and its sockets closed (4003)"),
+        (status = 503, description = "Session ended, but its access tokens could not be revoked yet; retry", body = ErrorBody),
+    ))]
 pub async fn logout(
     State(state): State<AppState>,
     Json(request): Json<RefreshRequest>,
@@ -110,21 +130,65 @@ pub async fn logout(
     let revoke = pb::RevokeSessionRequest {
         refresh_token: request.refresh_token,
     };
-    call("users.RevokeSession", state.users().revoke_session(revoke)).await?;
+    let revoked = call("users.RevokeSession", state.users().revoke_session(revoke)).await?;
+    if let Ok(session) = Uuid::parse_str(&revoked.session_id) {
+        end_session(&state, session).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn sign_in(state: &AppState, user: pb::User, headers: &HeaderMap) -> ApiResult<AuthResponse> {
-    let user_agent = headers
+/// Cuts a session off everywhere at once: its access tokens are refused and
+/// its sockets closed on every replica.
+async fn end_session(state: &AppState, session: Uuid) -> ApiResult<()> {
+    state.deny_list().revoke(session).await.map_err(|err| {
+        tracing::error!(error = %err, %session, "cannot deny-list an ended session");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the session ended, but its access tokens could not be revoked yet; retry",
+        )
+    })
+}
+
+/// A reused refresh token revoked its session (the users service says
+/// which): its access tokens and sockets go too, since whoever replayed
+/// the token may hold them.
+async fn end_reused_session(state: &AppState, status: &tonic::Status) {
+    let Some(info) = status.get_details_error_info() else {
+        return;
+    };
+    if info.reason != "SESSION_REUSED" {
+        return;
+    }
+    let Some(session) = info
+        .metadata
+        .get("session_id")
+        .and_then(|raw| Uuid::parse_str(raw).ok())
+    else {
+        return;
+    };
+    if let Err(err) = end_session(state, session).await {
+        tracing::warn!(message = %err.message, "reused session not deny-listed");
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
-        .to_owned();
-    let create = pb::CreateSessionRequest {
-        user_id: user.id.clone(),
-        user_agent,
+        .to_owned()
+}
+
+fn auth_response(state: &AppState, signed_in: pb::SignedIn) -> ApiResult<AuthResponse> {
+    let (Some(user), Some(session)) = (signed_in.user, signed_in.session) else {
+        tracing::error!("users service answered a sign-in without user or session");
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ));
     };
-    let session = call("users.CreateSession", state.users().create_session(create)).await?;
     Ok(AuthResponse {
         tokens: tokens(state, session)?,
         user: Me::from(user),

@@ -34,6 +34,10 @@ pub struct Readiness {
     pub status: &'static str,
     /// Each dependency: `ok` or why not.
     pub checks: BTreeMap<String, String>,
+    /// Each backend's outbox relay: `ok`, or `stalled` while events wait
+    /// for the broker. Informational: a stalled relay does not make the
+    /// gateway unready, since the outbox holds the events until Kafka is back.
+    pub outbox: BTreeMap<String, String>,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,7 +76,15 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         };
         ("redis".to_owned(), outcome)
     };
-    let (backend_results, redis_result) = tokio::join!(futures::future::join_all(backends), redis);
+    let outboxes = state.backends().iter().map(|(name, client)| {
+        let mut client = client.clone();
+        async move { ((*name).to_owned(), outbox_state(&mut client).await) }
+    });
+    let (backend_results, redis_result, outbox) = tokio::join!(
+        futures::future::join_all(backends),
+        redis,
+        futures::future::join_all(outboxes)
+    );
     checks.extend(backend_results);
     checks.insert(redis_result.0, redis_result.1);
     let ready = checks.values().all(|outcome| outcome == "ok");
@@ -86,8 +98,31 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         Json(Readiness {
             status: if ready { "ready" } else { "unavailable" },
             checks,
+            outbox: outbox.into_iter().collect(),
         }),
     )
+}
+
+/// What a backend's health service says of its outbox relay.
+async fn outbox_state(
+    client: &mut tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>,
+) -> String {
+    let check = client.check(HealthCheckRequest {
+        service: messenger_platform::backend::OUTBOX_HEALTH.to_owned(),
+    });
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+            "ok".to_owned()
+        }
+        Ok(Ok(_)) => "stalled: the broker has acknowledged nothing for 15 s or more; \
+                      events wait in the outbox"
+            .to_owned(),
+        Ok(Err(status)) if status.code() == tonic::Code::NotFound => {
+            "not relaying (KAFKA_ENABLED=false)".to_owned()
+        }
+        Ok(Err(status)) => format!("{:?}: {}", status.code(), status.message()),
+        Err(_) => "timed out".to_owned(),
+    }
 }
 
 /// Prometheus metrics of this process.

@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Some(limiter) = state.rate_limiter() else {
@@ -45,6 +45,8 @@ pub fn classify(method: &Method, path: &str) -> Option<Class> {
         "/health" | "/ready" | "/openapi.json" => return None,
         "/auth/logout" => Class::Default,
         _ if route.starts_with("/auth/") => Class::Auth,
+        // Creating an account hashes a password, like registering.
+        "/users" if method == Method::POST => Class::Auth,
         "/media" if method == Method::POST => Class::Upload,
         "/users" if reads => Class::Search,
         _ if reads && route.starts_with("/search/") => Class::Search,
@@ -71,27 +73,59 @@ fn subject(state: &AppState, request: &Request, class: Class) -> String {
     format!("ip:{}", client_address(state, request))
 }
 
-/// The caller's address: the last hop of the configured proxy header (the
-/// address our own proxy saw) or the TCP peer.
-fn client_address(state: &AppState, request: &Request) -> String {
-    if let Some(header) = state.client_ip_header() {
-        let forwarded = request
-            .headers()
-            .get_all(header)
+/// The header our proxies append the client address to, and their networks.
+pub struct Forwarded {
+    pub header: axum::http::HeaderName,
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+impl Forwarded {
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.trusted
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .rfind(|hop| !hop.is_empty());
-        if let Some(hop) = forwarded {
-            return hop.to_owned();
-        }
+            .any(|network| network.contains(&address))
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+
+    /// The client behind `peer`: from a trusted peer, the header's hops are
+    /// read from the right (each proxy appends what it saw) and the first
+    /// address outside the trusted networks is the client. A hop that is no
+    /// address ends the walk: everything left of it was written by the
+    /// client, so the last trusted hop answers instead.
+    fn client<'a>(&self, peer: IpAddr, hops: impl DoubleEndedIterator<Item = &'a str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        for hop in hops.rev().map(str::trim).filter(|hop| !hop.is_empty()) {
+            let Ok(address) = hop.parse::<IpAddr>() else {
+                break;
+            };
+            client = address;
+            if !self.trusts(address) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// The caller's address: the TCP peer, or the client our trusted proxies
+/// name in the configured header.
+fn client_address(state: &AppState, request: &Request) -> String {
+    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+        return "unknown".to_owned();
+    };
+    let Some(forwarded) = state.forwarded() else {
+        return peer.ip().to_string();
+    };
+    let values: Vec<&str> = request
+        .headers()
+        .get_all(&forwarded.header)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let hops = values.iter().flat_map(|value| value.split(','));
+    forwarded.client(peer.ip(), hops).to_string()
 }
 
 pub fn set_headers(headers: &mut HeaderMap, decision: Decision) {
@@ -109,11 +143,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let forwarded = Forwarded {
+            header: axum::http::HeaderName::from_static("x-forwarded-for"),
+            trusted: vec!["10.0.0.0/8".parse().expect("net")],
+        };
+        let ip = |raw: &str| raw.parse::<IpAddr>().expect("ip");
+        let proxy = ip("10.1.2.3");
+        let client = |peer, header: &str| forwarded.client(peer, header.split(','));
+        // A direct client cannot name another address.
+        assert_eq!(client(ip("203.0.113.9"), "198.51.100.1"), ip("203.0.113.9"));
+        // Through our proxy: the hop it appended, not what the client wrote.
+        assert_eq!(client(proxy, "1.2.3.4, 203.0.113.9"), ip("203.0.113.9"));
+        // Two proxies of ours: skip the inner one.
+        assert_eq!(client(proxy, "203.0.113.9, 10.9.9.9"), ip("203.0.113.9"));
+        // Garbage ends the walk at the last address a proxy wrote.
+        assert_eq!(client(proxy, "203.0.113.9, junk, 10.9.9.9"), ip("10.9.9.9"));
+        // No header: the proxy itself.
+        assert_eq!(client(proxy, ""), proxy);
+    }
+
+    #[test]
     fn routes_fall_into_their_classes() {
         let cases = [
             (Method::POST, "/api/v1/auth/login", Some(Class::Auth)),
             (Method::POST, "/api/v1/auth/register", Some(Class::Auth)),
             (Method::POST, "/api/v1/auth/logout", Some(Class::Default)),
+            (Method::POST, "/api/v1/users", Some(Class::Auth)),
             (Method::POST, "/api/v1/messages", Some(Class::Send)),
             (
                 Method::POST,

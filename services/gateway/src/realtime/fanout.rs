@@ -31,19 +31,40 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
     let kafka = &config.kafka;
     let topics: Vec<String> = TOPICS.iter().map(|topic| kafka.topic(topic)).collect();
     let group = kafka.topic(&config.websocket.consumer_group);
+    // A consumer librdkafka declared dead is replaced; anything else ends
+    // only with the shutdown.
+    while let Some(consumer) = start_consumer(kafka, &topics, &group, &shutdown).await {
+        let fatal = consume(&consumer, &topics, &store, &shutdown).await;
+        // Hand the stored offsets over before leaving the group.
+        messenger_platform::kafka::close_consumer(consumer).await;
+        match fatal {
+            Some(reason) => messenger_platform::kafka::note_rebuild("gateway-fanout", &reason),
+            None => break,
+        }
+    }
+}
+
+/// A consumer assigned every partition of `topics`; retried until it
+/// works, `None` once `shutdown` is cancelled.
+async fn start_consumer(
+    kafka: &messenger_platform::config::KafkaConfig,
+    topics: &[String],
+    group: &str,
+    shutdown: &CancellationToken,
+) -> Option<StreamConsumer> {
     let mut backoff = Duration::from_millis(200);
     let consumer = loop {
         let attempt = async {
-            messenger_platform::kafka::ensure_topics(kafka, &topics).await?;
-            let consumer = messenger_platform::kafka::consumer(kafka, &group, "gateway-fanout")?;
-            assign_every_partition(consumer, topics.clone()).await
+            messenger_platform::kafka::ensure_topics(kafka, topics).await?;
+            let consumer = messenger_platform::kafka::consumer(kafka, group, "gateway-fanout")?;
+            assign_every_partition(consumer, topics.to_vec()).await
         };
         match attempt.await {
             Ok(consumer) => break consumer,
             Err(err) => {
                 tracing::warn!(error = %err, "realtime fan-out cannot start its Kafka consumer; retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return None,
                     _ = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -51,19 +72,33 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         }
     };
     tracing::info!(%group, "realtime fan-out consuming");
-    'records: loop {
+    Some(consumer)
+}
+
+/// Fans records out until shutdown (`None`) or until the consumer has a
+/// fatal error (`Some(reason)`).
+async fn consume(
+    consumer: &StreamConsumer,
+    topics: &[String],
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    loop {
         let record = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return None,
             record = consumer.recv() => record,
         };
         let record = match record {
             Ok(record) => record,
             Err(err) => {
                 tracing::debug!(error = %err, "fan-out consumer error");
+                if let Some(fatal) = messenger_platform::kafka::fatal_error(consumer.client()) {
+                    return Some(fatal);
+                }
                 continue;
             }
         };
-        let Some((event_id, deliveries)) = decode(&topics, record.topic(), record.payload()) else {
+        let Some((event_id, deliveries)) = decode(topics, record.topic(), record.payload()) else {
             // Not ours to understand (a newer schema): skip, but keep going.
             if let Err(err) = consumer.store_offset_from_message(&record) {
                 tracing::warn!(error = %err, "cannot store fan-out offset");
@@ -97,7 +132,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
                 Err(err) => {
                     tracing::warn!(error = %err, "fan-out cannot publish to Redis; retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => break 'records,
+                        _ = shutdown.cancelled() => return None,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -108,8 +143,6 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
             tracing::warn!(error = %err, "cannot store fan-out offset");
         }
     }
-    // Hand the stored offsets over before leaving the group.
-    messenger_platform::kafka::close_consumer(consumer).await;
 }
 
 /// Assigns all partitions of `topics`, each from the group's committed

@@ -14,6 +14,8 @@ pub mod close {
     /// The access token expired: refresh it and reconnect, or send an
     /// `auth` frame with a fresh token before it expires.
     pub const TOKEN_EXPIRED: u16 = 4002;
+    /// The session ended (logout, or a reused refresh token revoked it).
+    pub const SESSION_REVOKED: u16 = 4003;
     /// The client did not read its frames fast enough.
     pub const SLOW_CONSUMER: u16 = 4008;
     /// Two heartbeats went unanswered.

@@ -34,6 +34,8 @@ pub enum Signal {
     CatchUp,
     /// Who may read this group changed: check the rooms again.
     Revalidate(Uuid),
+    /// The socket's session ended: close it.
+    Revoked,
 }
 
 struct Socket {
@@ -46,6 +48,8 @@ struct Routes {
     sockets: HashMap<u64, Socket>,
     rooms: HashMap<String, HashSet<u64>>,
     groups: HashMap<Uuid, HashSet<u64>>,
+    /// Sockets by the session their token belongs to.
+    sessions: HashMap<Uuid, HashSet<u64>>,
 }
 
 #[derive(Clone)]
@@ -96,10 +100,14 @@ impl Hub {
     pub fn add_socket(
         &self,
         id: u64,
+        session: Uuid,
         tx: mpsc::Sender<Signal>,
         overflow: Arc<tokio::sync::Notify>,
     ) {
-        self.routes().sockets.insert(id, Socket { tx, overflow });
+        let mut routes = self.routes();
+        routes.sockets.insert(id, Socket { tx, overflow });
+        routes.sessions.entry(session).or_default().insert(id);
+        drop(routes);
         metrics::gauge!("ws_connections").increment(1.0);
     }
 
@@ -109,6 +117,10 @@ impl Hub {
             let mut routes = self.routes();
             routes.sockets.remove(&id);
             routes.groups.retain(|_, sockets| {
+                sockets.remove(&id);
+                !sockets.is_empty()
+            });
+            routes.sessions.retain(|_, sockets| {
                 sockets.remove(&id);
                 !sockets.is_empty()
             });
@@ -196,6 +208,17 @@ impl Hub {
     }
 
     fn deliver(&self, channel: &str, payload: &[u8]) {
+        if channel == crate::sessions::SESSIONS_REVOKED {
+            let session = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|raw| Uuid::parse_str(raw).ok());
+            let sockets: Vec<u64> = session
+                .and_then(|session| self.routes().sessions.get(&session).cloned())
+                .map(|sockets| sockets.into_iter().collect())
+                .unwrap_or_default();
+            self.send(sockets, || Signal::Revoked);
+            return;
+        }
         if channel == GROUP_CHANGES {
             let Some(group) = std::str::from_utf8(payload)
                 .ok()
@@ -255,6 +278,7 @@ impl Hub {
                     .map(|key| format!("rt:room:{key}"))
                     .collect();
                 channels.push(GROUP_CHANGES.to_owned());
+                channels.push(crate::sessions::SESSIONS_REVOKED.to_owned());
                 sink.subscribe(channels).await?;
                 *self
                     .inner

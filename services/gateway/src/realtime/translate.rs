@@ -116,6 +116,18 @@ fn role_name(raw: i32) -> Value {
     Role::from_pb(raw).map(to_json).unwrap_or(Value::Null)
 }
 
+/// A channel's own notice goes to the group's room when every member may
+/// read the channel; a private channel's name and topic reach only its own
+/// room, whose sockets were authorized to read it.
+fn channel_notice(channel: groups_pb::Channel, kind: &'static str) -> Option<Delivery> {
+    let room = if channel.visibility == groups_pb::Visibility::Private as i32 {
+        channel.id.clone()
+    } else {
+        channel.group_id.clone()
+    };
+    conversation(&room, kind, to_json(Channel::from(channel)))
+}
+
 pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
     let Some(payload) = event.payload else {
         return Vec::new();
@@ -192,16 +204,10 @@ pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
             }
         }
         G::ChannelCreated(created) => {
-            if let Some(channel) = created.channel {
-                let group = channel.group_id.clone();
-                out.extend(conversation(&group, "channel_created", to_json(Channel::from(channel))));
-            }
+            out.extend(created.channel.and_then(|c| channel_notice(c, "channel_created")));
         }
         G::ChannelUpdated(updated) => {
-            if let Some(channel) = updated.channel {
-                let group = channel.group_id.clone();
-                out.extend(conversation(&group, "channel_updated", to_json(Channel::from(channel))));
-            }
+            out.extend(updated.channel.and_then(|c| channel_notice(c, "channel_updated")));
         }
         G::ChannelDeleted(deleted) => out.extend(conversation(
             &deleted.group_id,
@@ -230,4 +236,38 @@ pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel_event(visibility: groups_pb::Visibility) -> (Uuid, Uuid, groups_pb::GroupsEvent) {
+        let (group, channel) = (Uuid::now_v7(), Uuid::now_v7());
+        let event = groups_pb::GroupsEvent {
+            meta: None,
+            actor_id: String::new(),
+            payload: Some(G::ChannelUpdated(groups_pb::ChannelUpdated {
+                channel: Some(groups_pb::Channel {
+                    id: channel.to_string(),
+                    group_id: group.to_string(),
+                    name: "secret plans".to_owned(),
+                    visibility: visibility as i32,
+                    ..Default::default()
+                }),
+            })),
+        };
+        (group, channel, event)
+    }
+
+    #[test]
+    fn private_channel_notices_reach_only_the_channel_room() {
+        let (_, channel, event) = channel_event(groups_pb::Visibility::Private);
+        let rooms: Vec<Room> = groups_event(event).into_iter().map(|d| d.room).collect();
+        assert_eq!(rooms, vec![Room::Conversation(channel)]);
+
+        let (group, _, event) = channel_event(groups_pb::Visibility::Public);
+        let rooms: Vec<Room> = groups_event(event).into_iter().map(|d| d.room).collect();
+        assert_eq!(rooms, vec![Room::Conversation(group)]);
+    }
 }

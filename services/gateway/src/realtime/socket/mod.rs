@@ -25,7 +25,8 @@ use uuid::Uuid;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write that takes longer means the client stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A close frame a client does not read in this time is not waited for.
+/// How long a closing handshake may take: writing our Close frame, then
+/// waiting for the client's (RFC 6455 §5.5.1 and §7.1.1).
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most queued signals written with one flush.
 const BATCH: usize = 64;
@@ -35,9 +36,21 @@ const TYPING_EXPIRES_MS: u64 = 5000;
 mod rooms;
 
 type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
 
 /// Why the connection ends (a close code and reason for the client).
 struct Closing(u16, &'static str);
+
+/// How a connection's loop ended.
+enum Ending {
+    /// We close, with this code and reason.
+    Server(Closing),
+    /// The client sent its Close: the socket queued the echo, which must
+    /// still be written.
+    ClientClosed,
+    /// The connection is gone (reset, or the stream ended without a Close).
+    Lost,
+}
 
 struct Joined {
     last_seq: u64,
@@ -104,39 +117,36 @@ pub async fn serve(
         None => first_auth_frame(&mut stream).await,
     };
     let Some(token) = token else {
-        let _ = say_goodbye(
-            &mut sink,
-            Closing(close::UNAUTHENTICATED, "send an access token"),
-        )
-        .await;
-        return;
+        let closing = Closing(close::UNAUTHENTICATED, "send an access token");
+        return say_goodbye(&mut sink, &mut stream, closing).await;
     };
     let (principal, expires_at) = match app.tokens().verify_until(&token) {
         Ok(verified) => verified,
         Err(TokenError::Expired) => {
-            let _ = say_goodbye(
-                &mut sink,
-                Closing(close::TOKEN_EXPIRED, "the access token has expired"),
-            )
-            .await;
-            return;
+            let closing = Closing(close::TOKEN_EXPIRED, "the access token has expired");
+            return say_goodbye(&mut sink, &mut stream, closing).await;
         }
         Err(_) => {
-            let _ = say_goodbye(
-                &mut sink,
-                Closing(close::UNAUTHENTICATED, "invalid access token"),
-            )
-            .await;
-            return;
+            let closing = Closing(close::UNAUTHENTICATED, "invalid access token");
+            return say_goodbye(&mut sink, &mut stream, closing).await;
         }
     };
+    if app.deny_list().is_revoked(principal.session_id).await {
+        let closing = Closing(
+            close::SESSION_REVOKED,
+            "the session has ended; sign in again",
+        );
+        return say_goodbye(&mut sink, &mut stream, closing).await;
+    }
     let app_budget = app
         .ws_frames_per_second()
         .map(crate::ratelimit::FrameBudget::new);
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
     let overflow = Arc::new(tokio::sync::Notify::new());
-    realtime.hub.add_socket(id, tx, overflow.clone());
+    realtime
+        .hub
+        .add_socket(id, principal.session_id, tx, overflow.clone());
     let mut connection = Connection {
         id,
         user: principal.user_id,
@@ -151,15 +161,17 @@ pub async fn serve(
         budget: app_budget,
         throttled: false,
     };
-    let closing = connection.run(stream, rx).await;
+    let ending = connection.run(&mut stream, rx).await;
     realtime.hub.remove_socket(id).await;
     connection.went_away().await;
-    if let Some(closing) = closing {
-        let _ = say_goodbye(&mut connection.sink, closing).await;
+    match ending {
+        Ending::Server(closing) => say_goodbye(&mut connection.sink, &mut stream, closing).await,
+        Ending::ClientClosed => answer_close(&mut connection.sink).await,
+        Ending::Lost => {}
     }
 }
 
-async fn first_auth_frame(stream: &mut SplitStream<WebSocket>) -> Option<String> {
+async fn first_auth_frame(stream: &mut Stream) -> Option<String> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
         .await
         .ok()??
@@ -173,14 +185,32 @@ async fn first_auth_frame(stream: &mut SplitStream<WebSocket>) -> Option<String>
     }
 }
 
-async fn say_goodbye(sink: &mut Sink, Closing(code, reason): Closing) -> Result<(), axum::Error> {
+/// Closes from our side: sends the Close frame with its code, then waits
+/// (bounded) for the client's Close, so both ends see a clean close. The
+/// connection is dropped afterwards either way.
+async fn say_goodbye(sink: &mut Sink, stream: &mut Stream, Closing(code, reason): Closing) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    tokio::time::timeout(GOODBYE_TIMEOUT, sink.send(Message::Close(Some(frame))))
-        .await
-        .unwrap_or(Ok(()))
+    let handshake = async {
+        if sink.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        // Frames the client sent before it saw ours are skipped.
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, handshake).await;
+}
+
+/// The client closed: write the Close echo the socket queued when it read
+/// the client's frame, before the connection is dropped.
+async fn answer_close(sink: &mut Sink) {
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.flush()).await;
 }
 
 /// Waits for a write, unless the hub reports an overflow first.
@@ -265,14 +295,9 @@ impl Connection {
         within
     }
 
-    async fn run(
-        &mut self,
-        mut stream: SplitStream<WebSocket>,
-        mut rx: mpsc::Receiver<Signal>,
-    ) -> Option<Closing> {
-        match self.start().await {
-            Ok(()) => {}
-            Err(closing) => return Some(closing),
+    async fn run(&mut self, stream: &mut Stream, mut rx: mpsc::Receiver<Signal>) -> Ending {
+        if let Err(closing) = self.start().await {
+            return Ending::Server(closing);
         }
         let settings = &self.realtime.settings;
         let period = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
@@ -308,12 +333,13 @@ impl Connection {
                         }
                     }
                     Some(Ok(Message::Binary(_))) => self.send(&frames::error("invalid_frame", "frames are JSON text")).await,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                    Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
+                    None | Some(Err(_)) => return Ending::Lost,
                     Some(Ok(_)) => Ok(()), // pings are answered by the socket itself
                 },
                 signal = rx.recv() => match signal {
                     Some(signal) => self.on_signals(signal, &mut rx).await,
-                    None => return None,
+                    None => return Ending::Lost,
                 },
                 _ = heartbeat.tick() => {
                     if sent_beats > answered_beats + 1 {
@@ -325,7 +351,7 @@ impl Connection {
                 }
             };
             if let Err(closing) = outcome {
-                return Some(closing);
+                return Ending::Server(closing);
             }
         }
     }

@@ -3,7 +3,7 @@
 //! logs, and dropping rooms the user may no longer read.
 
 use super::{Closing, Connection, Joined, RecentEvents};
-use crate::realtime::frames::{self, ClientFrame};
+use crate::realtime::frames::{self, ClientFrame, close};
 use crate::realtime::hub::Signal;
 use crate::realtime::rooms::Room;
 use crate::realtime::store::Logged;
@@ -342,6 +342,10 @@ impl Connection {
                 Ok(())
             }
             Signal::Revalidate(group) => self.revalidate(group).await,
+            Signal::Revoked => Err(Closing(
+                close::SESSION_REVOKED,
+                "the session has ended; sign in again",
+            )),
         }
     }
 
@@ -362,15 +366,17 @@ impl Connection {
                 }
             }
             Some("dm_opened") => {
-                let group = frame["data"]["group"]["id"]
-                    .as_str()
-                    .and_then(|raw| Uuid::parse_str(raw).ok());
+                // The frame only names the conversation: whoever can write
+                // to Kafka or Redis could name any. What the socket follows
+                // is what `Authorize` says this user may read.
                 let channel = frame["data"]["channel"]["id"]
                     .as_str()
                     .and_then(|raw| Uuid::parse_str(raw).ok());
-                if let (Some(group), Some(channel)) = (group, channel) {
+                if let Some(channel) = channel
+                    && let Some((group, Some(allowed))) = self.authorize(channel).await?
+                {
                     self.subscribe(Room::Conversation(group), Some(group)).await;
-                    self.subscribe(Room::Conversation(channel), Some(group))
+                    self.subscribe(Room::Conversation(allowed), Some(group))
                         .await;
                 }
             }

@@ -326,8 +326,11 @@ fn services(dir: &Path, ports: &Ports) -> anyhow::Result<Vec<(Part, Spec)>> {
     set("JWT_ACCESS_TTL_SECONDS", "7200".into());
     set("PASSWORD_HASH_MEMORY_KIB", "8192".into());
     set("PASSWORD_HASH_ITERATIONS", "1".into());
-    // The ledger sends faster than a person; limits are tested elsewhere.
-    set("RATE_LIMIT_ENABLED", "false".into());
+    // The ledger sends faster than a person: the limiter stays on, as
+    // shipped, with the load tools' allowances.
+    for (name, value) in messenger_platform::config::LOAD_TOOL_ALLOWANCES {
+        set(name, (*value).to_owned());
+    }
     set("SERVER_HOST", "127.0.0.1".into());
     set(
         "MEDIA_STORAGE_URL",

@@ -26,6 +26,7 @@ impl TestEnv {
     pub async fn new() -> anyhow::Result<Self> {
         let vars = messenger_platform::config::local_broker_settings()
             .into_iter()
+            .chain(messenger_platform::config::load_tool_allowances())
             .chain(std::env::vars());
         let mut config = Config::load(None, vars)?;
         let id = Uuid::new_v4().simple().to_string();

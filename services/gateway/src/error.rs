@@ -133,6 +133,15 @@ impl From<tonic::Status> for ApiError {
             };
         }
         let mut error = ApiError::new(http, code, status.message());
+        if http == StatusCode::TOO_MANY_REQUESTS
+            && let Some(delay) = status
+                .get_details_retry_info()
+                .and_then(|info| info.retry_delay)
+        {
+            let seconds = delay.as_secs().max(1);
+            error.retry_after = Some(seconds);
+            error = error.with_detail("retry_after", seconds);
+        }
         if let Some(violation) = status
             .get_details_bad_request()
             .and_then(|bad_request| bad_request.field_violations.into_iter().next())

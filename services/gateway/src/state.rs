@@ -223,7 +223,6 @@ fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<crate::ratelimit::
         redis::Client::open(config.redis.url())?,
         crate::ratelimit::Limits {
             auth: limits.auth_per_minute,
-            login_account: limits.login_per_account_per_minute,
             send: limits.send_per_minute,
             upload: limits.upload_per_minute,
             search: limits.search_per_minute,

@@ -12,6 +12,8 @@ use uuid::Uuid;
 pub struct Accounts {
     pool: PgPool,
     hasher: Hasher,
+    /// Password guesses one account takes per minute, from anywhere.
+    attempts_per_minute: u32,
 }
 
 pub struct Registration {
@@ -22,8 +24,12 @@ pub struct Registration {
 }
 
 impl Accounts {
-    pub fn new(pool: PgPool, hasher: Hasher) -> Self {
-        Accounts { pool, hasher }
+    pub fn new(pool: PgPool, hasher: Hasher, attempts_per_minute: u32) -> Self {
+        Accounts {
+            pool,
+            hasher,
+            attempts_per_minute,
+        }
     }
 
     pub async fn register(&self, registration: Registration) -> Result<UserRow> {
@@ -109,11 +115,31 @@ impl Accounts {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
+        if let Some(user) = &user {
+            self.count_attempt(user.id).await?;
+        }
         let matches = self.hasher.verify(password, hash).await?;
         match user {
-            Some(user) if matches => Ok(user),
+            Some(user) if matches => {
+                repo::clear_sign_in_attempts(&self.pool, user.id).await?;
+                Ok(user)
+            }
             _ => Err(Error::Unauthenticated("invalid login or password")),
         }
+    }
+
+    /// Counts a guess at the account before its hash is checked: beyond
+    /// the allowance even the right password waits for the window to end.
+    /// Keyed by the account, so `alice`, `ALICE` and her email are one.
+    async fn count_attempt(&self, user: Uuid) -> Result<()> {
+        let (attempts, seconds_left) = repo::count_sign_in_attempt(&self.pool, user).await?;
+        if i64::from(attempts) > i64::from(self.attempts_per_minute) {
+            tracing::warn!(user_id = %user, attempts, "sign-in attempts over the allowance");
+            return Err(Error::TooManyAttempts {
+                retry_after: std::time::Duration::from_secs_f64(seconds_left.clamp(1.0, 60.0)),
+            });
+        }
+        Ok(())
     }
 
     pub async fn search(

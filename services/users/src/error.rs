@@ -23,6 +23,9 @@ pub enum Error {
     /// queueing without bound (each hash holds tens of MiB).
     #[error("too many sign-ins at once, retry shortly")]
     Busy,
+    /// The account's password guesses for this minute are used up.
+    #[error("too many sign-in attempts for this account; retry later")]
+    TooManyAttempts { retry_after: std::time::Duration },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -79,6 +82,11 @@ impl From<Error> for Status {
                         ("user_id".to_owned(), user_id.to_string()),
                     ],
                 ),
+            ),
+            Error::TooManyAttempts { retry_after } => Status::with_error_details(
+                Code::ResourceExhausted,
+                err.to_string(),
+                ErrorDetails::with_retry_info(Some(*retry_after)),
             ),
             Error::Busy => Status::with_error_details(
                 Code::Unavailable,

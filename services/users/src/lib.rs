@@ -34,7 +34,11 @@ pub async fn serve(
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
     let hasher = password::Hasher::new(&config.passwords)?;
     let service = grpc::UsersGrpc {
-        accounts: accounts::Accounts::new(backend.pool.clone(), hasher),
+        accounts: accounts::Accounts::new(
+            backend.pool.clone(),
+            hasher,
+            config.rate_limit.login_per_account_per_minute,
+        ),
         sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
     };
     let (reporter, health) = rpc::health();

@@ -139,6 +139,34 @@ pub async fn taken(
     })
 }
 
+/// Counts one sign-in attempt at `user` in the current one-minute window
+/// (one atomic upsert, so a parallel burst is counted exactly) and returns
+/// the attempts in that window and the seconds until it ends.
+pub async fn count_sign_in_attempt(pool: &PgPool, user: Uuid) -> sqlx::Result<(i32, f64)> {
+    let row = sqlx::query!(
+        r#"INSERT INTO sign_in_attempts (user_id, window_start, attempts) VALUES ($1, now(), 1)
+           ON CONFLICT (user_id) DO UPDATE SET
+             attempts = CASE WHEN sign_in_attempts.window_start <= now() - interval '1 minute'
+                             THEN 1 ELSE sign_in_attempts.attempts + 1 END,
+             window_start = CASE WHEN sign_in_attempts.window_start <= now() - interval '1 minute'
+                                 THEN now() ELSE sign_in_attempts.window_start END
+           RETURNING attempts,
+             EXTRACT(EPOCH FROM window_start + interval '1 minute' - now())::float8 AS "seconds_left!""#,
+        user,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.attempts, row.seconds_left))
+}
+
+/// A correct password ends the account's counting window.
+pub async fn clear_sign_in_attempts(pool: &PgPool, user: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM sign_in_attempts WHERE user_id = $1", user)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub struct ProfileChanges {
     pub display_name: Option<DisplayName>,
     pub bio: Option<Bio>,

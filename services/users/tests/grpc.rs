@@ -169,7 +169,13 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
         tables.iter().all(|(schema, _)| schema == "users"),
         "{tables:?}"
     );
-    for expected in ["_sqlx_migrations", "outbox", "refresh_tokens", "users"] {
+    for expected in [
+        "_sqlx_migrations",
+        "outbox",
+        "refresh_tokens",
+        "sign_in_attempts",
+        "users",
+    ] {
         assert!(
             tables.iter().any(|(_, name)| name == expected),
             "missing {expected}"
@@ -179,7 +185,7 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
     let reverted = messenger_platform::db::migrate_down(&pool, &messenger_users::MIGRATOR, None)
         .await
         .expect("down");
-    assert_eq!(reverted, [2, 1]);
+    assert_eq!(reverted, [3, 2, 1]);
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'users' AND table_name <> '_sqlx_migrations'",
     )

@@ -55,6 +55,7 @@ impl Fleet {
             .env("MEDIA_STORAGE_URL", &config.media.storage_url)
             .env("RUST_LOG", "warn")
             .envs(messenger_platform::config::local_broker_settings())
+            .envs(messenger_platform::config::load_tool_allowances())
             .stdout(std::process::Stdio::null());
         for service in ["USERS", "GROUPS", "MESSAGES", "MEDIA"] {
             let grpc = free_port()?;

@@ -54,20 +54,57 @@ async fn requests_over_the_allowance_get_429_on_every_replica() {
     }
 
     // Password guessing against one account: two attempts a minute, then
-    // 429 even with the right password, from either replica.
-    let login = |base: &str, password: &str| {
-        app.http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"login": "Limited", "password": password}))
-            .send()
-    };
-    for base in [&app.base, &other] {
-        let wrong = login(base, "wrong guess").await.expect("login");
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    }
-    let blocked = login(&app.base, "correct horse").await.expect("login");
+    // 429 even with the right password, from either replica, whichever
+    // spelling of the login names the account.
+    guesses_at_one_account_are_throttled(&app, &other, "limited").await;
+    stop_other.cancel();
+    app.cleanup().await;
+}
+
+async fn login(app: &TestApp, base: &str, login: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"login": login, "password": password}))
+        .send()
+        .await
+        .expect("login")
+}
+
+/// Two wrong guesses under two spellings, then even the right password
+/// waits; another account is not affected.
+async fn guesses_at_one_account_are_throttled(app: &TestApp, other: &str, name: &str) {
+    let upper = name.to_uppercase();
+    let email = format!("{name}@example.com");
+    let wrong = login(app, &app.base, &upper, "wrong guess").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong = login(app, other, &email, "wrong guess").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let blocked = login(app, &app.base, name, "correct horse").await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(header(&blocked, "retry-after").is_some());
+    let retry = header(&blocked, "retry-after").expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = blocked.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let bystander = format!("{name}_2");
+    app.register(&bystander).await;
+    let fine = login(app, other, &bystander, "correct horse").await;
+    assert_eq!(
+        fine.status(),
+        StatusCode::OK,
+        "other accounts are not affected"
+    );
+}
+
+#[tokio::test]
+async fn account_guessing_is_limited_even_with_rate_limiting_off() {
+    let app = TestApp::spawn_with(|config| {
+        config.features.rate_limit_enabled = false;
+        config.rate_limit.login_per_account_per_minute = 2;
+    })
+    .await;
+    let (other, stop_other) = app.second_gateway().await;
+    app.register("guessed").await;
+    guesses_at_one_account_are_throttled(&app, &other, "guessed").await;
     stop_other.cancel();
     app.cleanup().await;
 }

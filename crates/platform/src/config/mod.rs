@@ -109,6 +109,28 @@ pub fn local_broker_settings() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Rate-limit allowances for tests, load tools, the fuzzer and the fault
+/// suite, as environment pairs: they send far faster than a person, and
+/// keep the limiter on (so its cost and headers are part of what they
+/// measure) with room enough never to be refused.
+pub const LOAD_TOOL_ALLOWANCES: &[(&str, &str)] = &[
+    ("RATE_LIMIT_AUTH_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_SEND_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_UPLOAD_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_SEARCH_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_DEFAULT_PER_MINUTE", "1000000"),
+    ("RATE_LIMIT_WS_FRAMES_PER_SECOND", "100000"),
+];
+
+/// [`LOAD_TOOL_ALLOWANCES`] as owned pairs.
+pub fn load_tool_allowances() -> Vec<(String, String)> {
+    LOAD_TOOL_ALLOWANCES
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
     serde_yaml::from_str(text).map_err(|source| ConfigError::Syntax {
         path: origin.to_owned(),

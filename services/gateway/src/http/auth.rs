@@ -65,23 +65,17 @@ fn account(request: RegisterRequest) -> pb::RegisterRequest {
     responses(
         (status = 200, body = AuthResponse),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts at this account or from this address", body = ErrorBody),
+        (status = 503, description = "Too many passwords being checked at once; retry after Retry-After", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<(NoStore, Json<AuthResponse>)> {
-    if let Some(limiter) = state.rate_limiter() {
-        // Per account, whatever the address: guessing one user's password
-        // from many addresses is slowed too.
-        let account = request.login.trim().to_lowercase();
-        let decision = limiter
-            .check(crate::ratelimit::Class::LoginAccount, &account)
-            .await;
-        if let Some(decision) = decision.filter(|decision| !decision.allowed) {
-            return Err(ApiError::too_many_requests(decision));
-        }
-    }
+    // Guesses per account (whatever login or address names it) are counted
+    // by the users service, which resolves the login: over its allowance
+    // the answer is 429 with Retry-After.
     let sign_in = pb::SignInRequest {
         login: request.login,
         password: request.password,

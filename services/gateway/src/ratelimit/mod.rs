@@ -40,9 +40,6 @@ return {allowed, math.floor(tokens), wait, math.ceil((capacity - tokens) / rate)
 pub enum Class {
     /// Register, log in, refresh: per client address.
     Auth,
-    /// Logins naming one account, from anywhere: slows password guessing
-    /// spread over many addresses.
-    LoginAccount,
     /// Sending, editing and reacting.
     Send,
     Upload,
@@ -55,7 +52,6 @@ impl Class {
     fn name(self) -> &'static str {
         match self {
             Class::Auth => "auth",
-            Class::LoginAccount => "login",
             Class::Send => "send",
             Class::Upload => "upload",
             Class::Search => "search",
@@ -68,7 +64,6 @@ impl Class {
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub auth: u32,
-    pub login_account: u32,
     pub send: u32,
     pub upload: u32,
     pub search: u32,
@@ -79,7 +74,6 @@ impl Limits {
     pub fn per_minute(&self, class: Class) -> u32 {
         match class {
             Class::Auth => self.auth,
-            Class::LoginAccount => self.login_account,
             Class::Send => self.send,
             Class::Upload => self.upload,
             Class::Search => self.search,

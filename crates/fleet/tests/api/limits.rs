@@ -139,3 +139,53 @@ async fn a_socket_sending_too_fast_is_told_and_its_extra_frames_dropped() {
     ws.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn sockets_are_capped_per_user_and_per_address_across_replicas() {
+    let app = TestApp::spawn_with(|config| {
+        config.websocket.max_sockets_per_user = 2;
+        config.websocket.max_sockets_per_address = 3;
+        config.websocket.max_rooms_per_socket = 2;
+    })
+    .await;
+    let (other, stop_other) = app.second_gateway().await;
+    let ann = token(&app.register("caps_ann").await);
+    let ben = token(&app.register("caps_ben").await);
+    let cat = token(&app.register("caps_cat").await);
+    let wait = Duration::from_secs(5);
+
+    let (first, _) = Ws::open(&app.base, &ann).await;
+    let (_second, _) = Ws::open(&other, &ann).await;
+    let mut third = Ws::connect(&app.base, &ann).await;
+    assert_eq!(third.closed_by_server(wait).await, 4029, "per user");
+    let (_ben, _) = Ws::open(&other, &ben).await;
+    let mut crowded = Ws::connect(&app.base, &cat).await;
+    assert_eq!(crowded.closed_by_server(wait).await, 4029, "per address");
+
+    // A closed socket gives its place back at once.
+    first.close().await;
+    let mut again = None;
+    for _ in 0..50 {
+        let mut ws = Ws::connect(&app.base, &ann).await;
+        match ws.next(wait).await {
+            crate::ws::Next::Frame(hello) if hello["type"] == "connected" => {
+                again = Some(ws);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut again = again.expect("a place again after a close");
+
+    // Rooms per socket: a resume naming more is refused whole.
+    let rooms: serde_json::Map<String, Value> = (0..3)
+        .map(|_| (uuid::Uuid::new_v4().to_string(), json!(0)))
+        .collect();
+    again.send("resume", json!({"rooms": rooms})).await;
+    assert_eq!(
+        again.expect("error").await["data"]["code"],
+        "too_many_rooms"
+    );
+    stop_other.cancel();
+    app.cleanup().await;
+}

@@ -71,6 +71,21 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     ),
     ("WS_CONSUMER_GROUP", "websocket.consumer_group", Kind::Text),
     (
+        "WS_MAX_SOCKETS_PER_USER",
+        "websocket.max_sockets_per_user",
+        Kind::Scalar,
+    ),
+    (
+        "WS_MAX_SOCKETS_PER_ADDRESS",
+        "websocket.max_sockets_per_address",
+        Kind::Scalar,
+    ),
+    (
+        "WS_MAX_ROOMS_PER_SOCKET",
+        "websocket.max_rooms_per_socket",
+        Kind::Scalar,
+    ),
+    (
         "FILE_UPLOAD_ENABLED",
         "features.file_upload_enabled",
         Kind::Scalar,

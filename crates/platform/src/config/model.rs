@@ -89,6 +89,12 @@ pub struct WebSocketConfig {
     pub presence_ttl_ms: u64,
     /// Kafka consumer group shared by every gateway replica.
     pub consumer_group: String,
+    /// Open sockets per user, across replicas.
+    pub max_sockets_per_user: u32,
+    /// Open sockets per client address, across replicas.
+    pub max_sockets_per_address: u32,
+    /// Rooms one socket may follow.
+    pub max_rooms_per_socket: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -65,7 +65,6 @@ fn account(request: RegisterRequest) -> pb::RegisterRequest {
     responses(
         (status = 200, body = AuthResponse),
         (status = 401, description = "Wrong login or password", body = ErrorBody),
-        (status = 429, description = "Too many attempts at this account or from this address", body = ErrorBody),
         (status = 503, description = "Too many passwords being checked at once; retry after Retry-After", body = ErrorBody),
     ))]
 pub async fn login(

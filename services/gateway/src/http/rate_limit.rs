@@ -109,17 +109,24 @@ impl Forwarded {
     }
 }
 
+fn client_address(state: &AppState, request: &Request) -> String {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    client_ip(state, peer, request.headers())
+}
+
 /// The caller's address: the TCP peer, or the client our trusted proxies
 /// name in the configured header.
-fn client_address(state: &AppState, request: &Request) -> String {
-    let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+pub fn client_ip(state: &AppState, peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
+    let Some(peer) = peer else {
         return "unknown".to_owned();
     };
     let Some(forwarded) = state.forwarded() else {
         return peer.ip().to_string();
     };
-    let values: Vec<&str> = request
-        .headers()
+    let values: Vec<&str> = headers
         .get_all(&forwarded.header)
         .iter()
         .filter_map(|value| value.to_str().ok())

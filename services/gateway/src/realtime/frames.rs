@@ -20,6 +20,9 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// Two heartbeats went unanswered.
     pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+    /// Too many sockets for this user or this address (the reason says
+    /// which); close others first.
+    pub const TOO_MANY_SOCKETS: u16 = 4029;
     /// The gateway is shutting down; reconnect (to another replica).
     pub const GOING_AWAY: u16 = 1001;
 }

@@ -27,6 +27,10 @@ pub struct Realtime {
     store: Arc<store::Store>,
     settings: WebSocketConfig,
     next_socket: AtomicU64,
+    /// Names this replica's sockets in Redis: process ids repeat across
+    /// containers (every one may be pid 1), and several replicas may share
+    /// a process (tests), so each draws a random id.
+    instance: String,
     shutdown: CancellationToken,
 }
 
@@ -38,12 +42,14 @@ impl Realtime {
         let store = Arc::new(store::Store::new(
             client.clone(),
             config.websocket.room_history,
+            &config.kafka.topic_prefix,
         ));
         let realtime = Arc::new(Realtime {
             hub: hub::Hub::new(client),
             store: store.clone(),
             settings: config.websocket.clone(),
             next_socket: AtomicU64::new(1),
+            instance: uuid::Uuid::new_v4().simple().to_string(),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(realtime.hub.clone().run(shutdown.clone()));
@@ -66,9 +72,11 @@ pub struct WsParams {
 pub async fn upgrade(
     State(app): State<AppState>,
     Query(params): Query<WsParams>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let address = crate::http::rate_limit::client_ip(&app, Some(peer), &headers);
     let protocol_token = headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|value| value.to_str().ok())
@@ -90,5 +98,5 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(frames::MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| socket::serve(socket, realtime, app, token))
+        .on_upgrade(move |socket| socket::serve(socket, realtime, app, token, address))
 }

@@ -72,6 +72,23 @@ end
 return gone
 ";
 
+/// Admits or renews one socket's leases in its user's and its address's
+/// sets, across every replica: 0 admitted, 1 over the user's cap, 2 over the
+/// address's. A socket already holding its lease (a heartbeat) is never
+/// refused; expired leases (a replica that died) stop counting.
+const LEASE: &str = r"
+for i = 1, 2 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1]) end
+if not redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 1 end
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 2 end
+end
+for i = 1, 2 do
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[6])
+end
+return 0
+";
+
 const ONLINE: &str = "rt:online";
 const DEDUP_TTL_SECONDS: u64 = 7 * 86_400;
 const LOG_TTL_SECONDS: u64 = 86_400;
@@ -83,7 +100,25 @@ pub struct Store {
     connect: redis::Script,
     disconnect: redis::Script,
     sweep: redis::Script,
+    lease: redis::Script,
     room_history: usize,
+    /// Keeps fleets (or tests) that share a Redis apart in keys that are
+    /// not ids (client addresses).
+    namespace: String,
+}
+
+/// Where one socket counts against the caps.
+pub struct SocketLease<'a> {
+    pub user: uuid::Uuid,
+    pub address: &'a str,
+    pub member: &'a str,
+}
+
+/// Which cap refused a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OverCap {
+    User,
+    Address,
 }
 
 /// A consistent view of a room's log.
@@ -117,7 +152,7 @@ fn now_ms() -> i64 {
 }
 
 impl Store {
-    pub fn new(client: redis::Client, room_history: usize) -> Self {
+    pub fn new(client: redis::Client, room_history: usize, namespace: &str) -> Self {
         Store {
             client,
             connection: OnceCell::new(),
@@ -125,7 +160,9 @@ impl Store {
             connect: redis::Script::new(CONNECT),
             disconnect: redis::Script::new(DISCONNECT),
             sweep: redis::Script::new(SWEEP),
+            lease: redis::Script::new(LEASE),
             room_history,
+            namespace: namespace.to_owned(),
         }
     }
 
@@ -278,6 +315,55 @@ impl Store {
             .invoke_async(&mut connection)
             .await?;
         Ok(came_online == 1)
+    }
+
+    fn lease_keys(&self, lease: &SocketLease<'_>) -> [String; 2] {
+        [
+            format!("rt:socks:u:{}", lease.user),
+            format!("rt:socks:a:{}{}", self.namespace, lease.address),
+        ]
+    }
+
+    /// Takes (or renews, for `ttl`) the socket's place under the caps.
+    pub async fn lease_socket(
+        &self,
+        lease: &SocketLease<'_>,
+        caps: (u32, u32),
+        ttl: Duration,
+    ) -> redis::RedisResult<Result<(), OverCap>> {
+        let mut connection = self.connection().await?;
+        let now = now_ms();
+        let [user_key, address_key] = self.lease_keys(lease);
+        let outcome: i64 = self
+            .lease
+            .key(user_key)
+            .key(address_key)
+            .arg(now)
+            .arg(now + ttl.as_millis() as i64)
+            .arg(lease.member)
+            .arg(caps.0)
+            .arg(caps.1)
+            .arg(ttl.as_millis() as u64 * 2)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match outcome {
+            1 => Err(OverCap::User),
+            2 => Err(OverCap::Address),
+            _ => Ok(()),
+        })
+    }
+
+    /// Gives a closed socket's place back.
+    pub async fn release_socket(&self, lease: &SocketLease<'_>) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        let [user_key, address_key] = self.lease_keys(lease);
+        redis::pipe()
+            .zrem(user_key, lease.member)
+            .ignore()
+            .zrem(address_key, lease.member)
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await
     }
 
     /// Removes a closed connection; true when the user went offline.

@@ -7,6 +7,7 @@ use crate::realtime::frames::{self, ClientFrame, close};
 use crate::realtime::hub::Signal;
 use crate::realtime::presence;
 use crate::realtime::rooms::Room;
+use crate::realtime::store::{OverCap, SocketLease};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
@@ -89,6 +90,10 @@ impl RecentEvents {
 struct Connection {
     id: u64,
     user: Uuid,
+    /// The client's address, as the rate limiter resolves it.
+    address: String,
+    /// Admitted under the socket caps: only then did it come online.
+    admitted: bool,
     expires_at: i64,
     realtime: Arc<Realtime>,
     app: AppState,
@@ -110,6 +115,7 @@ pub async fn serve(
     realtime: Arc<Realtime>,
     app: AppState,
     token: Option<String>,
+    address: String,
 ) {
     let (mut sink, mut stream) = socket.split();
     let token = match token {
@@ -150,6 +156,8 @@ pub async fn serve(
     let mut connection = Connection {
         id,
         user: principal.user_id,
+        address,
+        admitted: false,
         expires_at,
         realtime: realtime.clone(),
         app,
@@ -238,8 +246,9 @@ fn deadline(expires_at: i64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or(0))
 }
 
-fn presence_key(socket: u64) -> String {
-    format!("{}:{socket}", std::process::id())
+/// A socket's name in Redis, unique across replicas.
+fn presence_key(realtime: &Realtime, socket: u64) -> String {
+    format!("{}:{socket}", realtime.instance)
 }
 
 impl Connection {
@@ -359,6 +368,8 @@ impl Connection {
     /// Subscribes the user's own room and direct conversations, comes
     /// online, and says hello.
     async fn start(&mut self) -> Result<(), Closing> {
+        self.lease().await?;
+        self.admitted = true;
         let user_room = Room::User(self.user);
         self.subscribe(user_room, None).await;
         let readable = self.readable().await;
@@ -378,7 +389,7 @@ impl Connection {
         match self
             .realtime
             .store
-            .connection_alive(self.user, &presence_key(self.id), ttl)
+            .connection_alive(self.user, &presence_key(&self.realtime, self.id), ttl)
             .await
         {
             Ok(true) => presence::announce(&self.realtime, &self.audience, self.user, true).await,
@@ -397,11 +408,56 @@ impl Connection {
         self.send(&hello).await
     }
 
+    /// Takes or renews this socket's place under the per-user and
+    /// per-address caps (shared by every replica through Redis). Without
+    /// Redis the socket is admitted, as the rate limiter fails open.
+    async fn lease(&self) -> Result<(), Closing> {
+        let key = presence_key(&self.realtime, self.id);
+        let lease = SocketLease {
+            user: self.user,
+            address: &self.address,
+            member: &key,
+        };
+        let settings = &self.realtime.settings;
+        let caps = (
+            settings.max_sockets_per_user,
+            settings.max_sockets_per_address,
+        );
+        let ttl = Duration::from_millis(settings.presence_ttl_ms);
+        match self.realtime.store.lease_socket(&lease, caps, ttl).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(OverCap::User)) => Err(Closing(
+                close::TOO_MANY_SOCKETS,
+                "too many open sockets for this user",
+            )),
+            Ok(Err(OverCap::Address)) => Err(Closing(
+                close::TOO_MANY_SOCKETS,
+                "too many open sockets from this address",
+            )),
+            Err(err) => {
+                tracing::debug!(%err, "socket caps unavailable");
+                Ok(())
+            }
+        }
+    }
+
     async fn went_away(&mut self) {
+        if !self.admitted {
+            return;
+        }
+        let key = presence_key(&self.realtime, self.id);
+        let lease = SocketLease {
+            user: self.user,
+            address: &self.address,
+            member: &key,
+        };
+        if let Err(err) = self.realtime.store.release_socket(&lease).await {
+            tracing::debug!(%err, "cannot release socket lease");
+        }
         match self
             .realtime
             .store
-            .connection_closed(self.user, &presence_key(self.id))
+            .connection_closed(self.user, &presence_key(&self.realtime, self.id))
             .await
         {
             Ok(true) => presence::announce(&self.realtime, &self.audience, self.user, false).await,
@@ -446,11 +502,12 @@ impl Connection {
     /// A heartbeat carries the position of every room, so a client can
     /// tell a quiet room from a broken delivery path.
     async fn heartbeat(&mut self, n: u64) -> Result<(), Closing> {
+        self.lease().await?;
         let ttl = Duration::from_millis(self.realtime.settings.presence_ttl_ms);
         if let Err(err) = self
             .realtime
             .store
-            .connection_alive(self.user, &presence_key(self.id), ttl)
+            .connection_alive(self.user, &presence_key(&self.realtime, self.id), ttl)
             .await
         {
             tracing::debug!(%err, "presence unavailable");

@@ -166,6 +166,9 @@ impl Connection {
                 Ok(())
             }
             ClientFrame::Resume { rooms } => {
+                if rooms.len() > self.realtime.settings.max_rooms_per_socket {
+                    return self.too_many_rooms().await;
+                }
                 for (room_id, last_seq) in rooms {
                     self.resume(room_id, last_seq).await?;
                 }
@@ -176,7 +179,20 @@ impl Connection {
 
     /// Joins a group (its own room and every channel the user may read in
     /// it) or one channel.
+    /// The error frame for a join or resume past `WS_MAX_ROOMS_PER_SOCKET`.
+    async fn too_many_rooms(&mut self) -> Result<(), Closing> {
+        let max = self.realtime.settings.max_rooms_per_socket;
+        self.send(&frames::error(
+            "too_many_rooms",
+            &format!("a socket follows at most {max} rooms; leave some first"),
+        ))
+        .await
+    }
+
     pub(super) async fn join(&mut self, room_id: Uuid) -> Result<(), Closing> {
+        if self.rooms.len() >= self.realtime.settings.max_rooms_per_socket {
+            return self.too_many_rooms().await;
+        }
         let Some((group, channel)) = self.authorize(room_id).await? else {
             return self
                 .send(&frames::error(

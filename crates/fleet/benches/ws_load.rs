@@ -180,6 +180,7 @@ async fn main() -> anyhow::Result<()> {
     let store = messenger_gateway::realtime::store::Store::new(
         redis::Client::open(env.config.redis.url())?,
         1000,
+        &env.config.kafka.topic_prefix,
     );
     let stage = deliver(
         &fleet,

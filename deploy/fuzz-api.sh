@@ -111,15 +111,16 @@ PY
   mkdir -p "$WORK/media" "$ROOT/.local/logs"
   log=$ROOT/.local/logs/fuzz-api.log
   : >"$log"
-  # The local broker's client settings (config/local-broker.env).
-  set -a
-  # shellcheck source=../config/local-broker.env
-  source "$ROOT/config/local-broker.env"
-  set +a
+  # The local broker's client settings (config/local-broker.env), unless
+  # the environment sets them.
+  while IFS='=' read -r name value; do
+    [[ -z $name || $name == \#* ]] && continue
+    [[ -n ${!name+x} ]] || export "$name=$value"
+  done <"$ROOT/config/local-broker.env"
   # Generous allowances: the limiter runs (its headers are checked against
   # the document) without turning most of the run into 429s.
   env -u VAULT_ADDR -u CONFIG_FILE \
-    SERVER_HOST=127.0.0.1 SERVER_PORT="$http" DB_NAME="$database" \
+    SERVER_HOST=127.0.0.1 SERVER_PORT="$http" SERVER_INTERNAL_LISTEN= DB_NAME="$database" \
     USERS_GRPC_LISTEN="127.0.0.1:$users" USERS_GRPC_URL="http://127.0.0.1:$users" \
     GROUPS_GRPC_LISTEN="127.0.0.1:$groups" GROUPS_GRPC_URL="http://127.0.0.1:$groups" \
     MESSAGES_GRPC_LISTEN="127.0.0.1:$messages" MESSAGES_GRPC_URL="http://127.0.0.1:$messages" \

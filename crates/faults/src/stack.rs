@@ -332,6 +332,8 @@ fn services(dir: &Path, ports: &Ports) -> anyhow::Result<Vec<(Part, Spec)>> {
         set(name, (*value).to_owned());
     }
     set("SERVER_HOST", "127.0.0.1".into());
+    // Two gateways run side by side: no operators' listener on a fixed port.
+    set("SERVER_INTERNAL_LISTEN", String::new());
     set(
         "MEDIA_STORAGE_URL",
         format!("file://{}", dir.join("media").display()),

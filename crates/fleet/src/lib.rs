@@ -7,6 +7,8 @@ use tokio::task::JoinSet;
 
 pub struct Listeners {
     pub gateway: TcpListener,
+    /// The gateway's operators' listener (`server.internal_listen`).
+    pub internal: Option<TcpListener>,
     pub users: TcpListener,
     pub groups: TcpListener,
     pub messages: TcpListener,
@@ -23,6 +25,7 @@ impl Listeners {
         };
         Ok(Listeners {
             gateway: bind(format!("{}:{}", config.server.host, config.server.port)).await?,
+            internal: messenger_gateway::bind_internal(&config.server.internal_listen).await?,
             users: bind(config.grpc.users.listen.clone()).await?,
             groups: bind(config.grpc.groups.listen.clone()).await?,
             messages: bind(config.grpc.messages.listen.clone()).await?,
@@ -34,6 +37,8 @@ impl Listeners {
     pub async fn ephemeral(config: &mut Config) -> anyhow::Result<Self> {
         let gateway = TcpListener::bind("127.0.0.1:0").await?;
         config.server.port = gateway.local_addr()?.port();
+        let internal = TcpListener::bind("127.0.0.1:0").await?;
+        config.server.internal_listen = internal.local_addr()?.to_string();
         let mut grpc = Vec::new();
         for endpoint in [
             &mut config.grpc.users,
@@ -52,6 +57,7 @@ impl Listeners {
             .map_err(|_| anyhow::anyhow!("expected four gRPC listeners"))?;
         Ok(Listeners {
             gateway,
+            internal: Some(internal),
             users,
             groups,
             messages,
@@ -87,7 +93,7 @@ pub async fn run(
     ));
     services.spawn(named(
         "gateway",
-        messenger_gateway::serve(config, listeners.gateway, token.clone()),
+        messenger_gateway::serve_with(config, listeners.gateway, listeners.internal, token.clone()),
     ));
     let mut first_error = None;
     while let Some(joined) = services.join_next().await {

@@ -15,11 +15,36 @@ use tokio::net::TcpListener;
 
 pub use state::AppState;
 
-/// Serves the public API on `listener` until `shutdown` is cancelled, then
+/// Serves the public API on `listener` and the operators' listener on
+/// `server.internal_listen` (when set) until `shutdown` is cancelled, then
 /// finishes in-flight requests.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let internal = bind_internal(&config.server.internal_listen).await?;
+    serve_with(config, listener, internal, shutdown).await
+}
+
+/// Binds the operators' listener; `None` when it is turned off.
+pub async fn bind_internal(address: &str) -> anyhow::Result<Option<TcpListener>> {
+    let address = address.trim();
+    if address.is_empty() {
+        return Ok(None);
+    }
+    let listener = TcpListener::bind(address).await.map_err(|err| {
+        anyhow::anyhow!("server.internal_listen: cannot listen on {address}: {err}")
+    })?;
+    Ok(Some(listener))
+}
+
+/// [`serve`] on listeners bound by the caller (`internal`: the operators'
+/// listener, if any).
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    internal: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // Metrics recorded before the recorder exists are lost: install it first.
@@ -45,6 +70,19 @@ pub async fn serve(
             &state,
             realtime_shutdown,
         ));
+    }
+    if let Some(internal) = internal {
+        let router = http::health::internal_router(state.clone());
+        let stop = shutdown.clone().cancelled_owned();
+        tracing::info!(addr = ?internal.local_addr().ok(), "serving /metrics and /ready for operators");
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(internal, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(%err, "operators' listener failed");
+            }
+        });
     }
     let app = http::router(state, &config);
     use axum::serve::ListenerExt;

@@ -50,6 +50,7 @@ impl Fleet {
             .env("PASSWORD_HASH_MEMORY_KIB", "8192")
             .env("PASSWORD_HASH_ITERATIONS", "1")
             .env("VAULT_ADDR", "")
+            .env("SERVER_INTERNAL_LISTEN", "")
             // The environment's temporary directory: the binary's default is
             // relative to the working directory, i.e. inside the crate.
             .env("MEDIA_STORAGE_URL", &config.media.storage_url)

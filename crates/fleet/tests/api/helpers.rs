@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub base: String,
+    /// The gateway's operators' listener (metrics, detailed readiness).
+    pub internal: String,
     pub http: reqwest::Client,
     pub env: TestEnv,
     /// The configuration the fleet runs with (ephemeral ports filled in).
@@ -59,6 +61,7 @@ impl TestApp {
         ));
         let app = TestApp {
             base,
+            internal: format!("http://{}", config.server.internal_listen),
             http: reqwest::Client::new(),
             env,
             config,
@@ -70,7 +73,7 @@ impl TestApp {
     }
 
     async fn wait_ready(&self) {
-        let url = format!("{}/api/v1/ready", self.base);
+        let url = format!("{}/ready", self.internal);
         eventually(Duration::from_secs(30), || async {
             // Every backend answers its health check (Redis is checked by
             // the tests that care about it).
@@ -191,7 +194,12 @@ impl TestApp {
             .expect("listener");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
-        tokio::spawn(messenger_gateway::serve(config, listener, shutdown.clone()));
+        tokio::spawn(messenger_gateway::serve_with(
+            config,
+            listener,
+            None,
+            shutdown.clone(),
+        ));
         (base, shutdown)
     }
 

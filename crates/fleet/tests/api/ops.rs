@@ -11,7 +11,15 @@ async fn health_ready_metrics_and_unknown_routes() {
     let request_id = health.headers.get("x-request-id").expect("request id");
     assert!(!request_id.is_empty());
 
-    let ready = app.get("/api/v1/ready", None).await;
+    // The public answer says ready or not, nothing about what is behind.
+    let public = app.get("/api/v1/ready", None).await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.body);
+    assert_eq!(public.body, serde_json::json!({"status": "ready"}));
+    assert_eq!(
+        app.get("/metrics", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let ready = internal(&app, "/ready").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     assert_eq!(ready.body["checks"]["redis"], "ok");
     for backend in ["users", "groups", "messages", "media"] {
@@ -46,7 +54,7 @@ async fn health_ready_metrics_and_unknown_routes() {
     app.register("metered").await;
     let metrics = app
         .http
-        .get(format!("{}/metrics", app.base))
+        .get(format!("{}/metrics", app.internal))
         .send()
         .await
         .expect("metrics");
@@ -68,7 +76,10 @@ async fn health_ready_metrics_and_unknown_routes() {
 #[tokio::test]
 async fn readiness_reports_a_down_dependency() {
     let app = TestApp::spawn_with(|config| config.redis.port = 1).await;
-    let ready = app.get("/api/v1/ready", None).await;
+    let public = app.get("/api/v1/ready", None).await;
+    assert_eq!(public.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(public.body, serde_json::json!({"status": "unavailable"}));
+    let ready = internal(&app, "/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["status"], "unavailable");
     assert_ne!(ready.body["checks"]["redis"], "ok");
@@ -229,7 +240,9 @@ async fn a_stalled_outbox_relay_shows_in_readiness_without_making_it_fail() {
     let app = TestApp::spawn_with(|config| config.kafka.brokers = "127.0.0.1:1".to_owned()).await;
     app.register("stalled").await;
     let stalled = messenger_testkit::eventually(std::time::Duration::from_secs(60), || async {
-        let ready = app.get("/api/v1/ready", None).await;
+        let public = app.get("/api/v1/ready", None).await;
+        assert_eq!(public.status, StatusCode::OK, "{}", public.body);
+        let ready = internal(&app, "/ready").await;
         assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
         let users = ready.body["outbox"]["users"].as_str()?.to_owned();
         users.starts_with("stalled").then_some(ready.body)
@@ -239,4 +252,22 @@ async fn a_stalled_outbox_relay_shows_in_readiness_without_making_it_fail() {
     assert_eq!(stalled["status"], "ready");
     assert_eq!(stalled["outbox"]["groups"], "ok", "nothing waits there");
     app.cleanup().await;
+}
+
+/// A GET on the gateway's operators' listener.
+async fn internal(app: &TestApp, path: &str) -> crate::helpers::Response {
+    let response = app
+        .http
+        .get(format!("{}{path}", app.internal))
+        .send()
+        .await
+        .expect("operators' listener");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    crate::helpers::Response {
+        status,
+        headers,
+        body,
+    }
 }

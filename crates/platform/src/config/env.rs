@@ -16,6 +16,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     ("SERVER_HOST", "server.host", Kind::Text),
     ("SERVER_PORT", "server.port", Kind::Scalar),
     (
+        "SERVER_INTERNAL_LISTEN",
+        "server.internal_listen",
+        Kind::Text,
+    ),
+    (
         "HTTP_BODY_LIMIT_BYTES",
         "server.body_limit_bytes",
         Kind::Scalar,

@@ -50,6 +50,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
+    /// Operators' listener (metrics, detailed readiness); empty: none.
+    pub internal_listen: String,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub cors_allowed_origins: String,

@@ -12,6 +12,17 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use utoipa::ToSchema;
 
+/// The operators' listener: metrics and detailed readiness, never on the
+/// public port.
+pub fn internal_router(state: AppState) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     /// `ok` while the process is up.
@@ -28,7 +39,30 @@ pub async fn health() -> Json<Health> {
     })
 }
 
+/// The public readiness answer: no dependency names or error texts.
 #[derive(Serialize, ToSchema)]
+pub struct PublicReadiness {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+}
+
+/// Readiness for load balancers: 200 when every backend service and Redis
+/// answer, 503 otherwise. What failed is on the operators' listener
+/// (`SERVER_INTERNAL_LISTEN`, `/ready`).
+#[utoipa::path(get, path = "/ready", tag = "ops",
+    responses((status = 200, body = PublicReadiness), (status = 503, body = PublicReadiness)))]
+pub async fn ready_public(State(state): State<AppState>) -> (StatusCode, Json<PublicReadiness>) {
+    let (status, Json(detail)) = ready(State(state)).await;
+    (
+        status,
+        Json(PublicReadiness {
+            status: detail.status,
+        }),
+    )
+}
+
+/// The detailed readiness answer (operators' listener only).
+#[derive(Serialize)]
 pub struct Readiness {
     /// `ready` or `unavailable`.
     pub status: &'static str,
@@ -42,9 +76,8 @@ pub struct Readiness {
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Readiness: every backend service and Redis answer.
-#[utoipa::path(get, path = "/ready", tag = "ops",
-    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+/// Readiness with each dependency's state and each outbox relay's
+/// (operators' listener).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut checks = BTreeMap::new();
     let backends = state.backends().iter().map(|(name, client)| {

@@ -10,7 +10,7 @@ mod fuzz;
 mod groups;
 pub mod groups_dto;
 pub mod groups_requests;
-mod health;
+pub(crate) mod health;
 mod history;
 mod media;
 mod media_download;
@@ -138,7 +138,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(media::get_media))
         .routes(routes!(media_download::download_thumbnail))
         .routes(routes!(health::health))
-        .routes(routes!(health::ready));
+        .routes(routes!(health::ready_public));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts();
@@ -165,7 +165,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 }
             }),
         )
-        .route("/metrics", get(health::metrics))
         .route("/ws", get(crate::realtime::upgrade))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

@@ -21,6 +21,7 @@ mod realtime;
 mod realtime_redis;
 mod sweep;
 mod sweep_more;
+mod sweep_sockets;
 mod users;
 mod vault;
 mod ws;

@@ -181,3 +181,56 @@ async fn redis_outage_keeps_rest_working_and_delivery_recovers() {
     ws.close().await;
     app.cleanup().await;
 }
+
+/// Anyone who can write to Redis (or Kafka) could put a `dm_opened` frame
+/// naming somebody else's conversation into a user's room. The socket
+/// follows a conversation only when `Authorize` says the user may read it.
+#[tokio::test]
+async fn a_forged_dm_opened_frame_subscribes_nobody() {
+    use messenger_gateway::realtime::{frames, rooms::Room, store};
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "forge_ann").await;
+    let cat = user(&app, "forge_cat").await;
+    let eve = user(&app, "forge_eve").await;
+    let opened = app
+        .call(
+            Method::POST,
+            "/api/v1/dm",
+            &ann.token,
+            Some(serde_json::json!({"user_ids": [cat.id]})),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    let dm_channel = opened.body["channel"]["id"]
+        .as_str()
+        .expect("channel")
+        .to_owned();
+    let (mut spy, _) = crate::ws::Ws::open(&app.base, &eve.token).await;
+
+    let data = serde_json::json!({
+        "group": opened.body["group"],
+        "channel": opened.body["channel"],
+        "participant_ids": [ann.id, cat.id, eve.id],
+    });
+    let (head, tail) = frames::sequenced_parts("dm_opened", &eve.id, &data);
+    let redis = redis::Client::open(app.config.redis.url()).expect("redis url");
+    let forger = store::Store::new(redis, 1000, &app.config.kafka.topic_prefix);
+    let eve_room = Room::User(eve.id.parse().expect("uuid"));
+    forger
+        .publish(
+            &uuid::Uuid::new_v4().to_string(),
+            &[store::Outgoing {
+                room: eve_room,
+                head,
+                tail,
+            }],
+        )
+        .await
+        .expect("forged frame published");
+    spy.expect("dm_opened").await;
+
+    send(&app, &ann, &dm_channel, "only for cat").await;
+    spy.silent("new_message", Duration::from_secs(2)).await;
+    spy.close().await;
+    app.cleanup().await;
+}

@@ -101,6 +101,85 @@ pub async fn close_consumer(consumer: rdkafka::consumer::StreamConsumer) {
     }
 }
 
+/// How often consumer lag is measured.
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Reports how far consumer `group` is behind on `topics` until `shutdown`:
+/// `kafka_consumer_lag{group, topic}`, the records between the group's
+/// committed offset and the end of each partition, summed per topic. A
+/// separate client that never joins the group asks the broker, every 15 s.
+pub async fn report_lag(
+    config: KafkaConfig,
+    group: String,
+    topics: Vec<String>,
+    shutdown: crate::shutdown::CancellationToken,
+) {
+    let created = base(&config, "messenger-lag")
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create::<rdkafka::consumer::BaseConsumer>();
+    let client = match created {
+        Ok(client) => std::sync::Arc::new(client),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot measure consumer lag");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(LAG_INTERVAL) => {}
+        }
+        let (measuring, asked) = (client.clone(), topics.clone());
+        let lags = tokio::task::spawn_blocking(move || measure_lag(&measuring, &asked)).await;
+        for (topic, lag) in lags.unwrap_or_default() {
+            metrics::gauge!("kafka_consumer_lag", "group" => group.clone(), "topic" => topic)
+                .set(lag as f64);
+        }
+    }
+    // Closing talks to the broker: never on the runtime's threads.
+    let _ = tokio::task::spawn_blocking(move || drop(client)).await;
+}
+
+/// Per topic: the sum over its partitions of end offset minus the group's
+/// committed offset (the start of the partition when nothing is committed).
+fn measure_lag(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topics: &[String],
+) -> Vec<(String, i64)> {
+    use rdkafka::consumer::Consumer;
+    let timeout = Duration::from_secs(5);
+    let mut lags = Vec::new();
+    for topic in topics {
+        let Ok(metadata) = consumer.fetch_metadata(Some(topic), timeout) else {
+            continue;
+        };
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        for meta in metadata.topics().iter().filter(|meta| meta.name() == topic) {
+            for partition in meta.partitions() {
+                partitions.add_partition(topic, partition.id());
+            }
+        }
+        let Ok(committed) = consumer.committed_offsets(partitions, timeout) else {
+            continue;
+        };
+        let mut lag = 0i64;
+        for element in committed.elements() {
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, element.partition(), timeout)
+            else {
+                continue;
+            };
+            let position = match element.offset() {
+                rdkafka::Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            lag += (high - position).max(0);
+        }
+        lags.push((topic.clone(), lag));
+    }
+    lags
+}
+
 fn base(config: &KafkaConfig, client_id: &str) -> ClientConfig {
     let mut client = ClientConfig::new();
     client

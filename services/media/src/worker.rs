@@ -21,6 +21,12 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     let kafka = &config.kafka;
     let topic = kafka.topic(events::TOPIC);
     let group = kafka.topic("media-thumbnailer");
+    tokio::spawn(messenger_platform::kafka::report_lag(
+        kafka.clone(),
+        group.clone(),
+        vec![topic.clone()],
+        shutdown.clone(),
+    ));
     // A consumer librdkafka declared dead is replaced; anything else ends
     // only with the shutdown.
     while let Some(consumer) = start_consumer(kafka, &topic, &group, &shutdown).await {

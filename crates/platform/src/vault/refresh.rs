@@ -33,6 +33,7 @@ pub async fn refresh_secrets(
             Ok(secrets) => secrets,
             Err(err) => {
                 tracing::warn!(error = %err, "Vault refresh failed; keeping the secrets read last");
+                metrics::counter!("vault_refresh_failures_total").increment(1);
                 failing = true;
                 continue;
             }
@@ -45,6 +46,7 @@ pub async fn refresh_secrets(
         apply(&mut next, secrets);
         if let Err(err) = next.validate() {
             tracing::warn!(error = %err, "secrets in Vault are invalid; keeping the previous ones");
+            metrics::counter!("vault_refresh_failures_total").increment(1);
             continue;
         }
         if fingerprint(&next) != fingerprint(&config) {

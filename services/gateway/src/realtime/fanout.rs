@@ -31,6 +31,12 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
     let kafka = &config.kafka;
     let topics: Vec<String> = TOPICS.iter().map(|topic| kafka.topic(topic)).collect();
     let group = kafka.topic(&config.websocket.consumer_group);
+    tokio::spawn(messenger_platform::kafka::report_lag(
+        kafka.clone(),
+        group.clone(),
+        topics.clone(),
+        shutdown.clone(),
+    ));
     // A consumer librdkafka declared dead is replaced; anything else ends
     // only with the shutdown.
     while let Some(consumer) = start_consumer(kafka, &topics, &group, &shutdown).await {
@@ -98,7 +104,12 @@ async fn consume(
                 continue;
             }
         };
-        let Some((event_id, deliveries)) = decode(topics, record.topic(), record.payload()) else {
+        let Some(Decoded {
+            event_id,
+            occurred_at,
+            deliveries,
+        }) = decode(topics, record.topic(), record.payload())
+        else {
             // Not ours to understand (a newer schema): skip, but keep going.
             if let Err(err) = consumer.store_offset_from_message(&record) {
                 tracing::warn!(error = %err, "cannot store fan-out offset");
@@ -126,6 +137,7 @@ async fn consume(
                 Ok(published) => {
                     if published {
                         metrics::counter!("ws_events_fanned_out_total").increment(1);
+                        record_delivery_lag(occurred_at);
                     }
                     break;
                 }
@@ -181,21 +193,48 @@ async fn assign_every_partition(
 }
 
 /// The event id and the frames of one record.
-fn decode(
-    topics: &[String],
-    topic: &str,
-    payload: Option<&[u8]>,
-) -> Option<(String, Vec<Delivery>)> {
+/// An event's id, when it happened, and its frames.
+struct Decoded {
+    event_id: String,
+    occurred_at: Option<prost_types::Timestamp>,
+    deliveries: Vec<Delivery>,
+}
+
+fn decode(topics: &[String], topic: &str, payload: Option<&[u8]>) -> Option<Decoded> {
     let payload = payload?;
     if topic == topics[0] {
         let event = MessagesEvent::decode(payload).ok()?;
-        let id = event.meta.as_ref()?.event_id.clone();
-        Some((id, translate::messages_event(event)))
+        let meta = event.meta.clone()?;
+        Some(Decoded {
+            event_id: meta.event_id,
+            occurred_at: meta.occurred_at,
+            deliveries: translate::messages_event(event),
+        })
     } else if topic == topics[1] {
         let event = GroupsEvent::decode(payload).ok()?;
-        let id = event.meta.as_ref()?.event_id.clone();
-        Some((id, translate::groups_event(event)))
+        let meta = event.meta.clone()?;
+        Some(Decoded {
+            event_id: meta.event_id,
+            occurred_at: meta.occurred_at,
+            deliveries: translate::groups_event(event),
+        })
     } else {
         None
+    }
+}
+
+/// Seconds from the change (committed with its event) to its frames'
+/// publication to the sockets' Redis channels: the send→deliver time but
+/// for the last, sub-millisecond hop.
+fn record_delivery_lag(occurred_at: Option<prost_types::Timestamp>) {
+    let Some(at) = occurred_at else { return };
+    let now = time::OffsetDateTime::now_utc();
+    let Ok(then) = time::OffsetDateTime::from_unix_timestamp(at.seconds) else {
+        return;
+    };
+    let then = then + time::Duration::nanoseconds(i64::from(at.nanos));
+    let lag = (now - then).as_seconds_f64();
+    if lag >= 0.0 {
+        metrics::histogram!("realtime_event_lag_seconds").record(lag);
     }
 }

@@ -4,8 +4,7 @@
 //! every gateway replica refuses the session's access tokens at once, and
 //! announced on [`SESSIONS_REVOKED`], so replicas close its sockets (4003).
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::time::Duration;
+use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -71,13 +70,6 @@ impl DenyList {
     }
 
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_millis(500))
-            .set_number_of_retries(0);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
+        crate::ratelimit::fail_fast_connection(&self.client, &self.connection).await
     }
 }

@@ -146,15 +146,24 @@ impl RateLimiter {
     }
 
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_millis(500))
-            .set_number_of_retries(0);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
+        fail_fast_connection(&self.client, &self.connection).await
     }
+}
+
+/// The shared connection of a per-request Redis check that must fail fast
+/// (and then fail open) rather than hold the request: one attempt, 1 s to
+/// connect, 500 ms to answer. Created on first use.
+pub(crate) async fn fail_fast_connection(
+    client: &redis::Client,
+    cell: &OnceCell<ConnectionManager>,
+) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_millis(500))
+        .set_number_of_retries(0);
+    cell.get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), config))
+        .await
+        .cloned()
 }
 
 fn seconds(ms: i64) -> u64 {

@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         let pid = fleet.child.id();
         tokio::spawn(async move {
             while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = rss_of(pid) {
+                if let Some(rss) = messenger_testkit::resident_memory(pid) {
                     peak.fetch_max(rss, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -216,18 +216,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await?;
     Ok(())
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }
 
 /// Copies `source` through user space, 64 KiB at a time; `durable` also

@@ -51,11 +51,11 @@ async fn main() -> anyhow::Result<()> {
     wait_up(&client).await?;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss(pid).unwrap_or(0);
+    let idle = messenger_testkit::resident_memory(pid).unwrap_or(0);
     let one = Instant::now();
     sign_up(&client, "flood_first").await?;
     let single = one.elapsed();
-    let after_one = rss(pid).unwrap_or(0);
+    let after_one = messenger_testkit::resident_memory(pid).unwrap_or(0);
 
     let peak = Arc::new(AtomicU64::new(after_one));
     let sampling = Arc::new(AtomicBool::new(true));
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         let (peak, sampling) = (peak.clone(), sampling.clone());
         tokio::spawn(async move {
             while sampling.load(Ordering::Relaxed) {
-                if let Some(now) = rss(pid) {
+                if let Some(now) = messenger_testkit::resident_memory(pid) {
                     peak.fetch_max(now, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -93,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
     sampling.store(false, Ordering::Relaxed);
     sampler.await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = rss(pid).unwrap_or(0);
+    let after = messenger_testkit::resident_memory(pid).unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
     env.cleanup().await?;
@@ -146,17 +146,4 @@ async fn wait_up(client: &UsersServiceClient<Channel>) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("the users service did not come up")
-}
-
-/// Resident memory of `pid`, in bytes.
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
 }

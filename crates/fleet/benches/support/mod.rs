@@ -78,14 +78,8 @@ impl Fleet {
 
     /// Resident memory of the fleet process, in bytes.
     pub fn rss(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no VmRSS"))?;
-        Ok(kib * 1024)
+        messenger_testkit::resident_memory(self.child.id())
+            .ok_or_else(|| anyhow::anyhow!("no VmRSS for the fleet process"))
     }
 }
 

@@ -368,8 +368,10 @@ impl OutboxRelay {
             Ok(producer) => {
                 crate::kafka::note_rebuild(&client_id(&self.schema), &reason);
                 // The old producer's queued records fail on their own; their
-                // rows are still in the outbox and go out again.
-                self.producer = producer;
+                // rows are still in the outbox and go out again. Dropping it
+                // joins its thread and flushes: never on the runtime's threads.
+                let old = std::mem::replace(&mut self.producer, producer);
+                drop(tokio::task::spawn_blocking(move || drop(old)));
                 self.progress.rebuilt_at = Instant::now();
             }
             Err(err) => tracing::warn!(error = %err, "cannot build a new Kafka producer"),

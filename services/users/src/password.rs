@@ -34,7 +34,7 @@ pub struct Hasher {
 /// Admission to the hashing threads: `running` permits, and at most
 /// `capacity` callers admitted (running or waiting) at once.
 struct Gate {
-    running: Semaphore,
+    running: Arc<Semaphore>,
     admitted: AtomicUsize,
     capacity: usize,
     workers: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
@@ -71,10 +71,11 @@ fn start_workers(count: usize) -> std::sync::mpsc::Sender<Job> {
     tx
 }
 
-/// One admitted caller; leaving (by any path) frees its place.
-struct Admitted<'a>(&'a Gate);
+/// One admitted caller's place; freed when the hash it asked for is done
+/// (not when the caller stops waiting: its hash still occupies a thread).
+struct Admitted(Arc<Gate>);
 
-impl Drop for Admitted<'_> {
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.admitted.fetch_sub(1, Ordering::AcqRel);
     }
@@ -83,36 +84,41 @@ impl Drop for Admitted<'_> {
 impl Gate {
     fn new(running: usize, queue: usize) -> Self {
         Gate {
-            running: Semaphore::new(running),
+            running: Arc::new(Semaphore::new(running)),
             admitted: AtomicUsize::new(0),
             capacity: running + queue,
             workers: std::sync::Mutex::new(start_workers(running)),
         }
     }
 
-    fn admit(&self) -> Result<Admitted<'_>, Error> {
+    fn admit(self: &Arc<Self>) -> Result<Admitted, Error> {
         if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             metrics::counter!("password_hash_refused_total").increment(1);
             return Err(Error::Busy);
         }
-        Ok(Admitted(self))
+        Ok(Admitted(Arc::clone(self)))
     }
 
     /// Runs `work` on a hashing thread once a running place is free.
     async fn run<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         work: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, Error> {
-        let _admitted = self.admit()?;
-        let _running = self
-            .running
-            .acquire()
+        let admitted = self.admit()?;
+        let running = Arc::clone(&self.running)
+            .acquire_owned()
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("hashing gate closed")))?;
         let (done, result) = tokio::sync::oneshot::channel();
+        // The place and the running permit travel with the job: a caller
+        // that gives up does not free them while its hash still runs, and
+        // a hash nobody waits for any more is skipped.
         let job: Job = Box::new(move |memory| {
-            let _ = done.send(work(memory));
+            if !done.is_closed() {
+                let _ = done.send(work(memory));
+            }
+            drop((running, admitted));
         });
         let queued = self
             .workers

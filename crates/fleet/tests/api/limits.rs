@@ -186,6 +186,20 @@ async fn sockets_are_capped_per_user_and_per_address_across_replicas() {
         again.expect("error").await["data"]["code"],
         "too_many_rooms"
     );
+    // Joining a group follows its room and every readable channel: the
+    // user's own room plus these two would pass the cap of two, so none of
+    // it is joined.
+    let owner = crate::groups::User {
+        id: String::new(),
+        token: ann.clone(),
+    };
+    let group = crate::groups::create_group(&app, &owner, "Capped", "private").await;
+    let group_id = group["id"].as_str().expect("group id");
+    again.send("join_room", json!({"room_id": group_id})).await;
+    assert_eq!(
+        again.expect("error").await["data"]["code"],
+        "too_many_rooms"
+    );
     stop_other.cancel();
     app.cleanup().await;
 }

@@ -137,22 +137,25 @@ pub async fn serve(
             return say_goodbye(&mut sink, &mut stream, closing).await;
         }
     };
-    if app.deny_list().is_revoked(principal.session_id).await {
-        let closing = Closing(
-            close::SESSION_REVOKED,
-            "the session has ended; sign in again",
-        );
-        return say_goodbye(&mut sink, &mut stream, closing).await;
-    }
     let app_budget = app
         .ws_frames_per_second()
         .map(crate::ratelimit::FrameBudget::new);
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
     let overflow = Arc::new(tokio::sync::Notify::new());
+    // Registered under its session before the deny-list is read: a
+    // revocation published in between then still reaches this socket.
     realtime
         .hub
         .add_socket(id, principal.session_id, tx, overflow.clone());
+    if app.deny_list().is_revoked(principal.session_id).await {
+        realtime.hub.remove_socket(id).await;
+        let closing = Closing(
+            close::SESSION_REVOKED,
+            "the session has ended; sign in again",
+        );
+        return say_goodbye(&mut sink, &mut stream, closing).await;
+    }
     let mut connection = Connection {
         id,
         user: principal.user_id,

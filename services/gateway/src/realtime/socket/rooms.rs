@@ -189,8 +189,17 @@ impl Connection {
         .await
     }
 
+    /// Whether following `room` would pass `WS_MAX_ROOMS_PER_SOCKET`.
+    fn over_room_cap(&self, rooms: &[Room]) -> bool {
+        let new = rooms
+            .iter()
+            .filter(|room| !self.rooms.contains_key(room))
+            .count();
+        self.rooms.len() + new > self.realtime.settings.max_rooms_per_socket
+    }
+
     pub(super) async fn join(&mut self, room_id: Uuid) -> Result<(), Closing> {
-        if self.rooms.len() >= self.realtime.settings.max_rooms_per_socket {
+        if self.over_room_cap(&[Room::Conversation(room_id)]) {
             return self.too_many_rooms().await;
         }
         let Some((group, channel)) = self.authorize(room_id).await? else {
@@ -210,9 +219,20 @@ impl Connection {
                 positions.insert(channel.to_string(), seq.into());
             }
             None => {
+                let readable = self.readable().await;
+                let mut rooms = vec![Room::Conversation(group)];
+                rooms.extend(
+                    readable
+                        .iter()
+                        .filter(|(in_group, _, _)| *in_group == group)
+                        .map(|(_, channel, _)| Room::Conversation(*channel)),
+                );
+                if self.over_room_cap(&rooms) {
+                    return self.too_many_rooms().await;
+                }
                 let seq = self.subscribe(Room::Conversation(group), Some(group)).await;
                 positions.insert(group.to_string(), seq.into());
-                for (in_group, channel, _) in self.readable().await {
+                for (in_group, channel, _) in readable {
                     if in_group == group {
                         let seq = self
                             .subscribe(Room::Conversation(channel), Some(group))
@@ -243,6 +263,9 @@ impl Connection {
                     .await;
             };
             let room = Room::Conversation(room_id);
+            if self.over_room_cap(&[room]) {
+                return self.too_many_rooms().await;
+            }
             self.subscribe(room, Some(group)).await;
             room
         };

@@ -4,18 +4,14 @@
 #   tools/repo-checks.sh
 #
 # Fails, naming each file, when a tracked file lies under a `.local/` or
-# `target/` folder at any depth or is larger than 1 MiB. The only exceptions
-# are the paths listed in tools/pending-removal.txt (files committed by
-# mistake that leave over several submissions).
+# `target/` folder at any depth or is larger than 1 MiB.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 LIMIT=$((1024 * 1024))
 
-pending=$(grep -v '^#' tools/pending-removal.txt 2>/dev/null | sed '/^$/d' || true)
 failures=0
 while IFS= read -r -d '' path; do
-  if grep -qxF -- "$path" <<<"$pending"; then continue; fi
   reason=
   case "/$path" in
     */.local/* | */target/*) reason="runtime or build output (under .local/ or target/)" ;;

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -11,14 +11,69 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use utoipa::ToSchema;
 
+/// The stable, machine-readable `error.code` values clients branch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    InvalidJson,
+    InvalidQuery,
+    InvalidPath,
+    Unauthenticated,
+    TokenExpired,
+    SessionRevoked,
+    PermissionDenied,
+    NotFound,
+    MethodNotAllowed,
+    AlreadyExists,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RangeNotSatisfiable,
+    RequestTimeout,
+    RateLimited,
+    UploadsDisabled,
+    Internal,
+    Unavailable,
+    Timeout,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidPath => "invalid_path",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::SessionRevoked => "session_revoked",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::UploadsDisabled => "uploads_disabled",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Map<String, Value>,
-    /// Rate limiting: what the 429's `Retry-After` and `RateLimit-*` say.
-    pub rate_limit: Option<crate::ratelimit::Decision>,
+    /// Headers the answer carries besides the body (a refused request's
+    /// `RateLimit-*`).
+    pub headers: HeaderMap,
     /// A busy backend's advice (gRPC RetryInfo): the 503's `Retry-After`.
     pub retry_after: Option<u64>,
 }
@@ -41,30 +96,14 @@ pub struct ErrorObject {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
             details: Map::new(),
-            rate_limit: None,
+            headers: HeaderMap::new(),
             retry_after: None,
-        }
-    }
-
-    /// 429: the caller used up its allowance for this kind of request.
-    pub fn too_many_requests(decision: crate::ratelimit::Decision) -> Self {
-        ApiError {
-            rate_limit: Some(decision),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "too many requests; retry in {} s",
-                    decision.retry_after.max(1)
-                ),
-            )
-            .with_detail("retry_after", decision.retry_after.max(1))
         }
     }
 
@@ -84,7 +123,7 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument, message)
     }
 
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
@@ -92,11 +131,15 @@ impl ApiError {
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            message,
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 }
 
@@ -104,17 +147,19 @@ impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         let (http, code) = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => {
-                (StatusCode::BAD_REQUEST, "invalid_argument")
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument)
             }
-            Code::AlreadyExists => (StatusCode::CONFLICT, "already_exists"),
-            Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission_denied"),
-            Code::FailedPrecondition | Code::Aborted => (StatusCode::CONFLICT, "conflict"),
-            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Code::DeadlineExceeded | Code::Cancelled => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Code::AlreadyExists => (StatusCode::CONFLICT, ErrorCode::AlreadyExists),
+            Code::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, ErrorCode::PermissionDenied),
+            Code::FailedPrecondition | Code::Aborted => (StatusCode::CONFLICT, ErrorCode::Conflict),
+            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+            Code::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Code::DeadlineExceeded | Code::Cancelled => {
+                (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout)
+            }
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         };
         if http.is_server_error() {
             tracing::error!(code = ?status.code(), message = status.message(), "upstream call failed");
@@ -156,9 +201,9 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
         let (status, code) = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => (status, "payload_too_large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, "unsupported_media_type"),
-            _ => (StatusCode::BAD_REQUEST, "invalid_json"),
+            StatusCode::PAYLOAD_TOO_LARGE => (status, ErrorCode::PayloadTooLarge),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, ErrorCode::UnsupportedMediaType),
+            _ => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
         };
         ApiError::new(status, code, rejection.body_text())
     }
@@ -168,7 +213,7 @@ impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             rejection.body_text(),
         )
     }
@@ -178,7 +223,7 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_path",
+            ErrorCode::InvalidPath,
             rejection.body_text(),
         )
     }
@@ -187,11 +232,11 @@ impl From<PathRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
-        let rate_limit = self.rate_limit;
+        let headers = self.headers;
         let retry_after = self.retry_after;
         let body = ErrorBody {
             error: ErrorObject {
-                code: self.code.to_owned(),
+                code: self.code.as_str().to_owned(),
                 message: self.message,
                 details: self.details,
             },
@@ -208,14 +253,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let Some(decision) = rate_limit {
-            let headers = response.headers_mut();
-            crate::http::rate_limit::set_headers(headers, decision);
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(decision.retry_after.max(1)),
-            );
-        }
+        response.headers_mut().extend(headers);
         response
     }
 }

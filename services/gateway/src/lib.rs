@@ -2,8 +2,9 @@
 //! no tables; every request becomes gRPC calls to the services that own the
 //! data, and every domain event reaches sockets through Kafka and Redis.
 
+pub mod api;
+mod backends;
 mod error;
-mod extract;
 pub mod http;
 mod ratelimit;
 pub mod realtime;
@@ -49,10 +50,10 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     // Metrics recorded before the recorder exists are lost: install it first.
     messenger_platform::telemetry::prometheus();
-    let state = AppState::new(&config)?;
     // Sockets and background tasks stop with the server, or when it fails.
     let realtime_shutdown = shutdown.child_token();
     let _stop_realtime = realtime_shutdown.clone().drop_guard();
+    let state = AppState::start(&config, realtime_shutdown.clone())?;
     if !config.vault.addr.trim().is_empty() {
         // Tokens are signed and verified here, so this is where rotated JWT
         // keys must land without a restart.
@@ -62,13 +63,6 @@ pub async fn serve_with(
             session,
             state.key_ring(),
             realtime_shutdown.clone(),
-        ));
-    }
-    if config.features.websocket_enabled {
-        state.set_realtime(realtime::Realtime::start(
-            &config,
-            &state,
-            realtime_shutdown,
         ));
     }
     if let Some(internal) = internal {

@@ -1,23 +1,22 @@
-//! Shared state of the gateway: gRPC clients, token keys, Redis.
+//! Shared state of the gateway, built in one step at startup: gRPC
+//! clients, token keys, the session deny-list, the rate-limit guard and,
+//! when WebSocket delivery is on, the realtime hub.
 
-use messenger_platform::Config;
+use crate::backends::{GroupsClient, MediaClient, MessagesClient, UsersClient};
+use crate::ratelimit::Guard;
+use crate::realtime::{Realtime, Wiring};
+use crate::sessions::DenyList;
 use messenger_platform::auth::{KeyRing, TokenKeys};
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_platform::{CancellationToken, Config};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tonic::service::interceptor::InterceptedService;
+use std::time::Duration;
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
-
-pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropagation>>;
-pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
-pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
-pub type MediaClient = MediaServiceClient<InterceptedService<Channel, TracePropagation>>;
 
 /// What the media routes need from the configuration.
 #[derive(Clone, Copy, Debug)]
@@ -70,16 +69,17 @@ struct Inner {
     tokens: Arc<KeyRing>,
     redis: redis::Client,
     body_limit: usize,
-    rate_limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
-    forwarded: Option<crate::http::rate_limit::Forwarded>,
-    deny_list: crate::sessions::DenyList,
-    ws_frames_per_second: Option<u32>,
-    /// Set once at startup when WebSocket delivery is enabled.
-    realtime: std::sync::OnceLock<Arc<crate::realtime::Realtime>>,
+    guard: Guard,
+    deny_list: Arc<DenyList>,
+    /// Present when WebSocket delivery is enabled.
+    realtime: Option<Arc<Realtime>>,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// Builds the state and starts what runs beside the API (the realtime
+    /// hub, fan-out and presence sweeper, when enabled); those stop with
+    /// `shutdown`.
+    pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.grpc.timeout_ms);
         let users = lazy_channel(&config.grpc.users.url, timeout)?;
         // One connection per backend, shared by its API client and its
@@ -99,28 +99,36 @@ impl AppState {
             ("messages", HealthClient::new(messages.clone())),
             ("media", HealthClient::new(media.clone())),
         ];
+        let groups = GroupsServiceClient::with_interceptor(groups, TracePropagation);
+        let tokens = Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?));
+        let redis = redis::Client::open(config.redis.url())?;
+        let deny_list = Arc::new(DenyList::new(
+            redis.clone(),
+            config.auth.access_ttl_seconds,
+            &config.kafka.topic_prefix,
+        ));
+        let realtime = config.features.websocket_enabled.then(|| {
+            let wiring = Wiring {
+                redis: redis.clone(),
+                tokens: Arc::clone(&tokens),
+                deny_list: Arc::clone(&deny_list),
+                access: Arc::new(crate::realtime::GroupsAccess::new(groups.clone())),
+            };
+            Realtime::start(config, wiring, shutdown)
+        });
         Ok(AppState {
             inner: Arc::new(Inner {
                 users: UsersServiceClient::with_interceptor(users, TracePropagation),
-                groups: GroupsServiceClient::with_interceptor(groups, TracePropagation),
+                groups,
                 messages: MessagesServiceClient::with_interceptor(messages, TracePropagation),
                 media: MediaServiceClient::with_interceptor(media, TracePropagation),
                 media_limits,
                 backends,
-                tokens: Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?)),
-                redis: redis::Client::open(config.redis.url())?,
-                rate_limiter: rate_limiter(config)?,
-                forwarded: forwarded(config)?,
-                deny_list: crate::sessions::DenyList::new(
-                    redis::Client::open(config.redis.url())?,
-                    config.auth.access_ttl_seconds,
-                    &config.kafka.topic_prefix,
-                ),
-                ws_frames_per_second: config
-                    .features
-                    .rate_limit_enabled
-                    .then_some(config.rate_limit.ws_frames_per_second),
-                realtime: std::sync::OnceLock::new(),
+                guard: Guard::from_config(config, Arc::clone(&tokens))?,
+                tokens,
+                redis,
+                deny_list,
+                realtime,
                 body_limit: config.server.body_limit_bytes,
             }),
         })
@@ -151,23 +159,14 @@ impl AppState {
         self.inner.tokens.current()
     }
 
-    /// The shared rate limiter, when rate limiting is on.
-    pub fn rate_limiter(&self) -> Option<&crate::ratelimit::RateLimiter> {
-        self.inner.rate_limiter.as_deref()
-    }
-
     /// Sessions ended before their access tokens expired.
-    pub fn deny_list(&self) -> &crate::sessions::DenyList {
+    pub fn deny_list(&self) -> &DenyList {
         &self.inner.deny_list
     }
 
-    pub fn forwarded(&self) -> Option<&crate::http::rate_limit::Forwarded> {
-        self.inner.forwarded.as_ref()
-    }
-
-    /// Frames one socket may send per second, when rate limiting is on.
-    pub fn ws_frames_per_second(&self) -> Option<u32> {
-        self.inner.ws_frames_per_second
+    /// The rate-limit layer's state.
+    pub fn guard(&self) -> &Guard {
+        &self.inner.guard
     }
 
     pub fn key_ring(&self) -> Arc<KeyRing> {
@@ -178,12 +177,8 @@ impl AppState {
         &self.inner.backends
     }
 
-    pub fn set_realtime(&self, realtime: Arc<crate::realtime::Realtime>) {
-        let _ = self.inner.realtime.set(realtime);
-    }
-
-    pub fn realtime(&self) -> Option<Arc<crate::realtime::Realtime>> {
-        self.inner.realtime.get().cloned()
+    pub fn realtime(&self) -> Option<&Arc<Realtime>> {
+        self.inner.realtime.as_ref()
     }
 
     pub fn redis(&self) -> &redis::Client {
@@ -193,75 +188,4 @@ impl AppState {
     pub fn body_limit(&self) -> usize {
         self.inner.body_limit
     }
-}
-
-/// Runs one gRPC call, recording `grpc_client_requests_total` and
-/// `grpc_client_duration_seconds` by method and status code.
-pub async fn call<T>(
-    method: &'static str,
-    future: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-) -> Result<T, tonic::Status> {
-    let started = Instant::now();
-    let result = future.await;
-    let code = match &result {
-        Ok(_) => "Ok".to_owned(),
-        Err(status) => format!("{:?}", status.code()),
-    };
-    metrics::histogram!("grpc_client_duration_seconds", "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("grpc_client_requests_total", "method" => method, "code" => code)
-        .increment(1);
-    result.map(tonic::Response::into_inner)
-}
-
-fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<crate::ratelimit::RateLimiter>>> {
-    if !config.features.rate_limit_enabled {
-        return Ok(None);
-    }
-    let limits = &config.rate_limit;
-    Ok(Some(Arc::new(crate::ratelimit::RateLimiter::new(
-        redis::Client::open(config.redis.url())?,
-        crate::ratelimit::Limits {
-            auth: limits.auth_per_minute,
-            send: limits.send_per_minute,
-            upload: limits.upload_per_minute,
-            search: limits.search_per_minute,
-            default: limits.default_per_minute,
-        },
-        // Fleets sharing one Redis (and parallel tests) keep apart by the
-        // prefix that already keeps their Kafka topics apart.
-        &config.kafka.topic_prefix,
-    ))))
-}
-
-fn forwarded(config: &Config) -> anyhow::Result<Option<crate::http::rate_limit::Forwarded>> {
-    let name = config.rate_limit.client_ip_header.trim();
-    if name.is_empty() {
-        return Ok(None);
-    }
-    let header =
-        axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
-            anyhow::anyhow!("rate_limit.client_ip_header: {name:?} is not a header name")
-        })?;
-    let trusted = config
-        .rate_limit
-        .trusted_proxies
-        .split(',')
-        .map(str::trim)
-        .filter(|network| !network.is_empty())
-        .map(|network| {
-            network.parse::<ipnet::IpNet>().map_err(|_| {
-                anyhow::anyhow!(
-                    "rate_limit.trusted_proxies (env RATE_LIMIT_TRUSTED_PROXIES): {network:?} is not a network like 10.0.0.0/8"
-                )
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if trusted.is_empty() {
-        anyhow::bail!(
-            "rate_limit.trusted_proxies (env RATE_LIMIT_TRUSTED_PROXIES) is required with \
-             rate_limit.client_ip_header: without it any client could name its own address"
-        );
-    }
-    Ok(Some(crate::http::rate_limit::Forwarded { header, trusted }))
 }

@@ -1,5 +1,6 @@
 //! The layers every request passes through, outermost first.
 
+use crate::error::{ApiError, ErrorCode};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -66,8 +67,8 @@ pub fn apply(router: Router, config: &Config, upload_timeout: Duration) -> Route
     )
 }
 
-/// Like `tower_http`'s `TimeoutLayer` (408, empty body), with a longer
-/// limit for uploads.
+/// Like `tower_http`'s `TimeoutLayer`, with a longer limit for uploads and
+/// the API's error body on the 408.
 async fn limit_time(State(timeouts): State<Timeouts>, request: Request, next: Next) -> Response {
     let limit = if request.method() == Method::POST && request.uri().path() == UPLOAD_PATH {
         timeouts.upload
@@ -76,7 +77,14 @@ async fn limit_time(State(timeouts): State<Timeouts>, request: Request, next: Ne
     };
     tokio::time::timeout(limit, next.run(request))
         .await
-        .unwrap_or_else(|_| StatusCode::REQUEST_TIMEOUT.into_response())
+        .unwrap_or_else(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestTimeout,
+                "the request took too long",
+            )
+            .into_response()
+        })
 }
 
 fn request_span(request: &Request) -> tracing::Span {

@@ -1,38 +1,28 @@
 //! The public REST router: routes and their OpenAPI document come from the
 //! same declarations, so the document cannot miss a route.
 
-mod auth;
-mod channels;
-mod direct;
-pub mod dto;
-#[cfg(test)]
-mod fuzz;
-mod groups;
-pub mod groups_dto;
-pub mod groups_requests;
+pub mod auth;
+pub mod extract;
+pub mod groups;
 pub(crate) mod health;
-mod history;
-mod media;
-mod media_download;
-pub mod media_dto;
-mod media_headers;
-mod members;
-mod messages;
-pub mod messages_dto;
-pub mod messages_requests;
+pub mod media;
+pub mod messages;
 mod middleware;
-mod notifications;
 mod openapi;
-pub mod rate_limit;
-mod reactions;
-mod reads;
-mod users;
+pub mod params;
+#[cfg(test)]
+mod proptests;
+mod socket;
+pub mod users;
 
-use crate::error::{ApiError, ErrorBody, ErrorObject};
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorObject};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use groups::{channels, direct, groups as group_routes, members};
+use media::{download as media_download, upload as media_upload};
+use messages::{history, messages as message_routes, notifications, reactions, reads};
 use messenger_platform::Config;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -86,11 +76,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::create, users::search))
         .routes(routes!(users::me, users::update_me))
         .routes(routes!(users::get))
-        .routes(routes!(groups::create_group, groups::list_groups))
         .routes(routes!(
-            groups::get_group,
-            groups::update_group,
-            groups::delete_group
+            group_routes::create_group,
+            group_routes::list_groups
+        ))
+        .routes(routes!(
+            group_routes::get_group,
+            group_routes::update_group,
+            group_routes::delete_group
         ))
         .routes(routes!(
             members::list_members,
@@ -112,18 +105,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(channels::remove_channel_member))
         .routes(routes!(direct::open_direct))
-        .routes(routes!(messages::send_message))
+        .routes(routes!(message_routes::send_message))
         .routes(routes!(
-            messages::send_channel_message,
+            message_routes::send_channel_message,
             history::list_channel_messages
         ))
         .routes(routes!(history::list_group_messages))
         .routes(routes!(
-            messages::get_message,
-            messages::edit_message,
-            messages::delete_message
+            message_routes::get_message,
+            message_routes::edit_message,
+            message_routes::delete_message
         ))
-        .routes(routes!(messages::list_edits))
+        .routes(routes!(message_routes::list_edits))
         .routes(routes!(history::list_thread))
         .routes(routes!(reactions::add_reaction))
         .routes(routes!(reactions::remove_reaction))
@@ -133,9 +126,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(notifications::mark_notifications_read))
         .routes(routes!(history::search_messages))
-        .routes(routes!(media::upload_media))
-        .routes(routes!(media_download::download_media, media::delete_media))
-        .routes(routes!(media::get_media))
+        .routes(routes!(media_upload::upload_media))
+        .routes(routes!(
+            media_download::download_media,
+            media_upload::delete_media
+        ))
+        .routes(routes!(media_upload::get_media))
         .routes(routes!(media_download::download_thumbnail))
         .routes(routes!(health::health))
         .routes(routes!(health::ready_public));
@@ -165,12 +161,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 }
             }),
         )
-        .route("/ws", get(crate::realtime::upgrade))
+        .route("/ws", get(socket::upgrade))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this route",
             )
         })
@@ -179,8 +175,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         // itself.
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit,
+            state.guard().clone(),
+            crate::ratelimit::limit,
         ))
         .with_state(state);
     middleware::apply(app, config, upload_timeout)

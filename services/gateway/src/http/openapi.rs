@@ -6,7 +6,7 @@
 //! slow. utoipa's model has no `components.headers` and no
 //! `required` on headers, so this works on the rendered JSON.
 
-use super::rate_limit::classify;
+use crate::ratelimit::classify;
 use axum::http::Method;
 use serde_json::{Map, Value, json};
 
@@ -150,7 +150,7 @@ fn responses() -> Map<String, Value> {
     );
     add(
         "RequestTimeout",
-        json!({"description": "The request took longer than the configured request timeout (no body)"}),
+        error("The request took longer than the configured request timeout: `request_timeout`"),
     );
     add(
         "PayloadTooLarge",

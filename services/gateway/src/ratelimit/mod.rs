@@ -6,6 +6,9 @@
 //! Redis being unreachable lets requests through (logged and counted): the
 //! limiter protects the backends from abuse, it must not take the API down.
 
+mod guard;
+
+pub use guard::{Guard, classify, limit};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 use tokio::sync::OnceCell;

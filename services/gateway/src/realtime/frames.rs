@@ -320,4 +320,4 @@ mod tests {
 }
 
 #[cfg(test)]
-pub(crate) mod fuzz;
+pub(crate) mod proptests;

@@ -95,6 +95,13 @@ impl Hub {
             .clone()
     }
 
+    /// Whether the subscriber connection is up (tests wait for it before
+    /// publishing, since frames published earlier reach no one live).
+    #[cfg(test)]
+    pub fn subscribed(&self) -> bool {
+        self.sink().is_some()
+    }
+
     /// Registers a socket's queue; `overflow` is notified when the queue
     /// is full.
     pub fn add_socket(

@@ -5,8 +5,6 @@
 use crate::realtime::Realtime;
 use crate::realtime::frames;
 use crate::realtime::rooms::Room;
-use crate::state::AppState;
-use messenger_proto::groups::v1 as pb;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,20 +12,11 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The groups (and direct conversations) `user` belongs to.
-pub async fn audience(app: &AppState, user: Uuid) -> Vec<Uuid> {
-    let answer = app
-        .groups()
-        .list_readable_conversations(pb::ListReadableConversationsRequest {
-            user_id: user.to_string(),
-            conversation_ids: Vec::new(),
-        })
-        .await;
-    match answer {
-        Ok(answer) => answer
-            .into_inner()
-            .conversations
+pub async fn audience(realtime: &Realtime, user: Uuid) -> Vec<Uuid> {
+    match realtime.access.readable(user).await {
+        Ok(readable) => readable
             .iter()
-            .filter_map(|c| Uuid::parse_str(&c.group_id).ok())
+            .map(|conversation| conversation.group)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
@@ -59,7 +48,7 @@ pub async fn announce(realtime: &Realtime, groups: &[Uuid], user: Uuid, online: 
 
 /// Announces users whose connections all expired without closing (their
 /// gateway died). Every replica sweeps; Redis lets one claim each user.
-pub async fn sweep(realtime: Arc<Realtime>, app: AppState) {
+pub async fn sweep(realtime: Arc<Realtime>) {
     let period = Duration::from_millis(realtime.settings.presence_ttl_ms / 3)
         .max(Duration::from_millis(200));
     loop {
@@ -70,7 +59,7 @@ pub async fn sweep(realtime: Arc<Realtime>, app: AppState) {
         match realtime.store.sweep_expired().await {
             Ok(users) => {
                 for user in users {
-                    let groups = audience(&app, user).await;
+                    let groups = audience(&realtime, user).await;
                     announce(&realtime, &groups, user, false).await;
                 }
             }

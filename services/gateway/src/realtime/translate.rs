@@ -1,8 +1,8 @@
 //! Domain events from Kafka, turned into the frames clients see and the
 //! rooms they go to. Message frames carry the same JSON as the REST API.
 
-use crate::http::groups_dto::{Channel, Group, Role};
-use crate::http::messages_dto::{Message, Notification, ReadPosition};
+use crate::api::groups::{Channel, Group, Role};
+use crate::api::messages::{Message, Notification, ReadPosition};
 use crate::realtime::rooms::Room;
 use messenger_proto::groups::v1 as groups_pb;
 use messenger_proto::groups::v1::groups_event::Payload as G;
@@ -28,7 +28,7 @@ fn to_json<T: serde::Serialize>(value: T) -> Value {
 }
 
 fn rfc3339(at: prost_types::Timestamp) -> Value {
-    crate::http::dto::timestamp(Some(at))
+    crate::api::timestamp(Some(at))
         .format(&time::format_description::well_known::Rfc3339)
         .map(Value::from)
         .unwrap_or(Value::Null)

@@ -8,10 +8,8 @@ use crate::realtime::hub::Signal;
 use crate::realtime::presence;
 use crate::realtime::rooms::Room;
 use crate::realtime::store::{OverCap, SocketLease};
-use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
+use axum::extract::ws::{CloseFrame, Message};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use messenger_platform::auth::TokenError;
 
 use serde_json::json;
@@ -36,8 +34,14 @@ const TYPING_EXPIRES_MS: u64 = 5000;
 
 mod rooms;
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
+/// The socket's sending half: the WebSocket's in production, a channel in
+/// unit tests.
+pub trait Outgoing: Sink<Message> + Unpin + Send {}
+impl<T: Sink<Message> + Unpin + Send> Outgoing for T {}
+
+/// The socket's receiving half.
+pub trait Incoming: Stream<Item = Result<Message, axum::Error>> + Unpin + Send {}
+impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin + Send> Incoming for T {}
 
 /// Why the connection ends (a close code and reason for the client).
 struct Closing(u16, &'static str);
@@ -87,7 +91,7 @@ impl RecentEvents {
     }
 }
 
-struct Connection {
+struct Connection<W> {
     id: u64,
     user: Uuid,
     /// The client's address, as the rate limiter resolves it.
@@ -96,8 +100,7 @@ struct Connection {
     admitted: bool,
     expires_at: i64,
     realtime: Arc<Realtime>,
-    app: AppState,
-    sink: Sink,
+    sink: W,
     /// Notified by the hub when this socket's queue overflowed.
     overflow: Arc<tokio::sync::Notify>,
     /// While true, frames are buffered and flushed together.
@@ -110,14 +113,14 @@ struct Connection {
     throttled: bool,
 }
 
-pub async fn serve(
-    socket: WebSocket,
+/// Runs one connection to its end over the two halves of a socket.
+pub async fn serve<W: Outgoing, R: Incoming>(
+    mut sink: W,
+    mut stream: R,
     realtime: Arc<Realtime>,
-    app: AppState,
     token: Option<String>,
     address: String,
 ) {
-    let (mut sink, mut stream) = socket.split();
     let token = match token {
         Some(token) => Some(token),
         None => first_auth_frame(&mut stream).await,
@@ -126,7 +129,7 @@ pub async fn serve(
         let closing = Closing(close::UNAUTHENTICATED, "send an access token");
         return say_goodbye(&mut sink, &mut stream, closing).await;
     };
-    let (principal, expires_at) = match app.tokens().verify_until(&token) {
+    let (principal, expires_at) = match realtime.tokens.current().verify_until(&token) {
         Ok(verified) => verified,
         Err(TokenError::Expired) => {
             let closing = Closing(close::TOKEN_EXPIRED, "the access token has expired");
@@ -137,8 +140,8 @@ pub async fn serve(
             return say_goodbye(&mut sink, &mut stream, closing).await;
         }
     };
-    let app_budget = app
-        .ws_frames_per_second()
+    let budget = realtime
+        .frames_per_second
         .map(crate::ratelimit::FrameBudget::new);
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
@@ -148,7 +151,7 @@ pub async fn serve(
     realtime
         .hub
         .add_socket(id, principal.session_id, tx, overflow.clone());
-    if app.deny_list().is_revoked(principal.session_id).await {
+    if realtime.deny_list.is_revoked(principal.session_id).await {
         realtime.hub.remove_socket(id).await;
         let closing = Closing(
             close::SESSION_REVOKED,
@@ -163,13 +166,12 @@ pub async fn serve(
         admitted: false,
         expires_at,
         realtime: realtime.clone(),
-        app,
         sink,
         overflow,
         batching: false,
         rooms: HashMap::new(),
         audience: Vec::new(),
-        budget: app_budget,
+        budget,
         throttled: false,
     };
     let ending = connection.run(&mut stream, rx).await;
@@ -182,7 +184,7 @@ pub async fn serve(
     }
 }
 
-async fn first_auth_frame(stream: &mut Stream) -> Option<String> {
+async fn first_auth_frame(stream: &mut impl Incoming) -> Option<String> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
         .await
         .ok()??
@@ -199,7 +201,11 @@ async fn first_auth_frame(stream: &mut Stream) -> Option<String> {
 /// Closes from our side: sends the Close frame with its code, then waits
 /// (bounded) for the client's Close, so both ends see a clean close. The
 /// connection is dropped afterwards either way.
-async fn say_goodbye(sink: &mut Sink, stream: &mut Stream, Closing(code, reason): Closing) {
+async fn say_goodbye(
+    sink: &mut impl Outgoing,
+    stream: &mut impl Incoming,
+    Closing(code, reason): Closing,
+) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -220,16 +226,14 @@ async fn say_goodbye(sink: &mut Sink, stream: &mut Stream, Closing(code, reason)
 
 /// The client closed: write the Close echo the socket queued when it read
 /// the client's frame, before the connection is dropped.
-async fn answer_close(sink: &mut Sink) {
+async fn answer_close(sink: &mut impl Outgoing) {
     let _ = tokio::time::timeout(GOODBYE_TIMEOUT, sink.flush()).await;
 }
 
 /// Waits for a write, unless the hub reports an overflow first.
-async fn finish(
+async fn finish<E>(
     overflow: &tokio::sync::Notify,
-    write: impl std::future::Future<
-        Output = Result<Result<(), axum::Error>, tokio::time::error::Elapsed>,
-    >,
+    write: impl std::future::Future<Output = Result<Result<(), E>, tokio::time::error::Elapsed>>,
 ) -> Result<(), Closing> {
     tokio::select! {
         written = write => match written {
@@ -254,7 +258,7 @@ fn presence_key(realtime: &Realtime, socket: u64) -> String {
     format!("{}:{socket}", realtime.instance)
 }
 
-impl Connection {
+impl<W: Outgoing> Connection<W> {
     /// Writes one frame, or only queues it in the socket's buffer while a
     /// batch of signals is handled (flushed once at the end). A client that
     /// does not read blocks the write; if its queue overflows meanwhile, or
@@ -307,7 +311,7 @@ impl Connection {
         within
     }
 
-    async fn run(&mut self, stream: &mut Stream, mut rx: mpsc::Receiver<Signal>) -> Ending {
+    async fn run(&mut self, stream: &mut impl Incoming, mut rx: mpsc::Receiver<Signal>) -> Ending {
         if let Err(closing) = self.start().await {
             return Ending::Server(closing);
         }
@@ -521,21 +525,4 @@ impl Connection {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{RECENT_EVENTS, RecentEvents};
-
-    #[test]
-    fn recent_events_pass_each_event_once_within_the_window() {
-        let mut recent = RecentEvents::default();
-        assert!(recent.first_time("a"));
-        assert!(!recent.first_time("a"));
-        assert!(recent.first_time(""), "frames without an event always pass");
-        assert!(recent.first_time(""));
-        for n in 0..RECENT_EVENTS {
-            assert!(recent.first_time(&n.to_string()));
-        }
-        // "a" fell out of the window; the newest are still known.
-        assert!(recent.first_time("a"));
-        assert!(!recent.first_time(&(RECENT_EVENTS - 1).to_string()));
-    }
-}
+mod tests;

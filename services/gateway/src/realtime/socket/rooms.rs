@@ -2,38 +2,21 @@
 //! leaving, resuming, delivering in order with gaps filled from the room
 //! logs, and dropping rooms the user may no longer read.
 
-use super::{Closing, Connection, Joined, RecentEvents};
+use super::{Closing, Connection, Joined, Outgoing, RecentEvents};
 use crate::realtime::frames::{self, ClientFrame, close};
 use crate::realtime::hub::Signal;
 use crate::realtime::rooms::Room;
 use crate::realtime::store::Logged;
-use messenger_proto::groups::v1 as pb;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-impl Connection {
+impl<W: Outgoing> Connection<W> {
     /// (group, channel, is direct) for every conversation the user may read.
     pub(super) async fn readable(&self) -> Vec<(Uuid, Uuid, bool)> {
-        let answer = self
-            .app
-            .groups()
-            .list_readable_conversations(pb::ListReadableConversationsRequest {
-                user_id: self.user.to_string(),
-                conversation_ids: Vec::new(),
-            })
-            .await;
-        match answer {
-            Ok(answer) => answer
-                .into_inner()
-                .conversations
+        match self.realtime.access.readable(self.user).await {
+            Ok(readable) => readable
                 .iter()
-                .filter_map(|c| {
-                    Some((
-                        Uuid::parse_str(&c.group_id).ok()?,
-                        Uuid::parse_str(&c.channel_id).ok()?,
-                        c.kind == pb::GroupKind::Direct as i32,
-                    ))
-                })
+                .map(|c| (c.group, c.channel, c.direct))
                 .collect(),
             Err(status) => {
                 tracing::warn!(%status, "cannot list readable conversations");
@@ -82,27 +65,13 @@ impl Connection {
         &self,
         conversation: Uuid,
     ) -> Result<Option<(Uuid, Option<Uuid>)>, Closing> {
-        let answer = self
-            .app
-            .groups()
-            .authorize(pb::AuthorizeRequest {
-                user_id: self.user.to_string(),
-                conversation_id: conversation.to_string(),
-                action: pb::Action::ReadMessages.into(),
-                target_user_id: String::new(),
-            })
-            .await;
-        match answer {
-            Ok(answer) => {
-                let answer = answer.into_inner();
-                if !answer.allowed {
-                    return Ok(None);
-                }
-                let Ok(group) = Uuid::parse_str(&answer.group_id) else {
-                    return Ok(None);
-                };
-                Ok(Some((group, Uuid::parse_str(&answer.channel_id).ok())))
-            }
+        match self
+            .realtime
+            .access
+            .authorize_read(self.user, conversation)
+            .await
+        {
+            Ok(grant) => Ok(grant),
             Err(status) => {
                 tracing::warn!(%status, "authorization unavailable");
                 Ok(None)
@@ -120,27 +89,29 @@ impl Connection {
             Err(reason) => return self.send(&frames::error("invalid_frame", &reason)).await,
         };
         match frame {
-            ClientFrame::Auth { token } => match self.app.tokens().verify_until(&token) {
-                Ok((principal, expires_at)) if principal.user_id == self.user => {
-                    self.expires_at = expires_at;
-                    self.send(&frames::control(
-                        "auth_ok",
-                        json!({"expires_at": expires_at}),
-                    ))
-                    .await
-                }
-                Ok(_) => {
-                    self.send(&frames::error(
-                        "invalid_token",
-                        "the token is another user's",
-                    ))
-                    .await
-                }
-                Err(err) => {
-                    self.send(&frames::error("invalid_token", &err.to_string()))
+            ClientFrame::Auth { token } => {
+                match self.realtime.tokens.current().verify_until(&token) {
+                    Ok((principal, expires_at)) if principal.user_id == self.user => {
+                        self.expires_at = expires_at;
+                        self.send(&frames::control(
+                            "auth_ok",
+                            json!({"expires_at": expires_at}),
+                        ))
                         .await
+                    }
+                    Ok(_) => {
+                        self.send(&frames::error(
+                            "invalid_token",
+                            "the token is another user's",
+                        ))
+                        .await
+                    }
+                    Err(err) => {
+                        self.send(&frames::error("invalid_token", &err.to_string()))
+                            .await
+                    }
                 }
-            },
+            }
             ClientFrame::JoinRoom { room_id } => self.join(room_id).await,
             ClientFrame::LeaveRoom { room_id } => {
                 let leaving: Vec<Room> = self

@@ -1,12 +1,14 @@
 //! `/groups/{id}/members` and `/groups/{id}/bans`: joining, inviting,
 //! leaving, roles, mutes, kicks and bans.
 
-use super::groups::page_limit;
-use super::groups_dto::{Member, MemberPage, Role, parse_timestamp};
-use super::groups_requests::{AddMemberRequest, BanRequest, PageParams, UpdateMemberRequest};
+use super::requests::{AddMemberRequest, BanRequest, UpdateMemberRequest};
+use crate::api::groups::{Member, MemberPage, Role, parse_timestamp};
+use crate::backends::call;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, JsonOrEmpty, Path, Query};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, JsonOrEmpty, Path, Query};
+use crate::http::params::PageParams;
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::groups::v1 as pb;

@@ -1,7 +1,7 @@
 //! Extractors whose rejections are [`ApiError`]s, so malformed input gets
 //! the documented error shape and a 4xx, never axum's plain-text default.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
@@ -52,7 +52,7 @@ async fn buffer<S: Send + Sync>(
 fn not_an_object() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
-        "invalid_json",
+        ErrorCode::InvalidJson,
         "the body must be a JSON object",
     )
 }
@@ -126,14 +126,14 @@ impl FromRequestParts<AppState> for Auth {
             Ok(principal) if state.deny_list().is_revoked(principal.session_id).await => {
                 Err(ApiError::new(
                     axum::http::StatusCode::UNAUTHORIZED,
-                    "session_revoked",
+                    ErrorCode::SessionRevoked,
                     "this session has ended (logged out); sign in again",
                 ))
             }
             Ok(principal) => Ok(Auth(principal)),
             Err(TokenError::Expired) => Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
-                "token_expired",
+                ErrorCode::TokenExpired,
                 TokenError::Expired.to_string(),
             )),
             Err(err) => Err(ApiError::unauthenticated(err.to_string())),
@@ -171,13 +171,13 @@ mod tests {
             };
             assert_eq!(
                 (error.status, error.code),
-                (StatusCode::BAD_REQUEST, "invalid_json"),
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson),
                 "{body}"
             );
             let Err(error) = JsonOrEmpty::<Update>::from_request(request(body), &()).await else {
                 panic!("{body} accepted");
             };
-            assert_eq!(error.code, "invalid_json", "{body}");
+            assert_eq!(error.code, ErrorCode::InvalidJson, "{body}");
         }
         let Ok(Json(update)) =
             Json::<Update>::from_request(request(r#" {"name": "a"}"#), &()).await

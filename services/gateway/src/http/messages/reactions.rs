@@ -1,10 +1,11 @@
 //! `/messages/{id}/reactions`: adding and removing emoji reactions.
 
-use super::messages_dto::Message;
-use super::messages_requests::ReactionRequest;
+use super::requests::ReactionRequest;
+use crate::api::messages::Message;
+use crate::backends::call;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, Path};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::messages::v1 as pb;

@@ -2,7 +2,7 @@
 //! notifications, and the one place their proto enums become strings and
 //! back.
 
-use super::dto::timestamp;
+use super::timestamp;
 use crate::error::{ApiError, ApiResult};
 use messenger_proto::messages::v1 as pb;
 use serde::Serialize;

@@ -1,14 +1,13 @@
 //! Reading many messages: a channel's history, a group's (the original
 //! API), a thread, and full-text search.
 
-use super::groups::page_limit;
-use super::messages_dto::{MessagePage, SearchResults};
-use super::messages_requests::{
-    GroupHistoryParams, HistoryParams, MessageSearchParams, ThreadParams,
-};
+use super::requests::{GroupHistoryParams, HistoryParams, MessageSearchParams, ThreadParams};
+use crate::api::messages::{MessagePage, SearchResults};
+use crate::backends::call;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, Path, Query};
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use messenger_proto::messages::v1 as pb;
 use uuid::Uuid;

@@ -2,12 +2,13 @@
 //! media service as they arrive, with single byte ranges and conditional
 //! requests.
 
-use super::media::media_request;
-use super::media_dto::ThumbnailParams;
-use super::media_headers::{ByteRange, content_disposition, none_match, parse_range};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Path, Query};
-use crate::state::{AppState, call};
+use super::headers::{ByteRange, content_disposition, none_match, parse_range};
+use super::requests::ThumbnailParams;
+use super::upload::media_request;
+use crate::backends::call;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::http::extract::{Auth, Path, Query};
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -110,7 +111,7 @@ fn not_modified(etag: &str) -> Response {
 fn unsatisfiable(total: u64) -> Response {
     let mut response = ApiError::new(
         StatusCode::RANGE_NOT_SATISFIABLE,
-        "range_not_satisfiable",
+        ErrorCode::RangeNotSatisfiable,
         format!("the file has {total} bytes"),
     )
     .into_response();

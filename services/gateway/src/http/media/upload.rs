@@ -2,11 +2,13 @@
 //! held whole), its description, and deleting it. Downloads are in
 //! `media_download`.
 
-use super::media_dto::{Media, UploadParams};
-use super::media_headers::disposition_filename;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::state::{AppState, MediaLimits, call};
+use super::headers::disposition_filename;
+use super::requests::UploadParams;
+use crate::api::media::Media;
+use crate::backends::call;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::http::extract::{Auth, Json, Path, Query};
+use crate::state::{AppState, MediaLimits};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -52,7 +54,7 @@ fn request_stream(frames: mpsc::Receiver<Frame>) -> impl Stream<Item = pb::Uploa
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         format!("files may have at most {max} bytes"),
     )
     .with_detail("max_bytes", max)
@@ -85,7 +87,7 @@ async fn forward(
             .map_err(|_| {
                 ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
+                    ErrorCode::RequestTimeout,
                     "the upload stalled: no bytes arrived for too long",
                 )
             })?;
@@ -133,7 +135,7 @@ fn upload_error(status: tonic::Status) -> ApiError {
     match code {
         Code::OutOfRange => ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "payload_too_large",
+            code: ErrorCode::PayloadTooLarge,
             ..error
         },
         Code::FailedPrecondition
@@ -145,7 +147,7 @@ fn upload_error(status: tonic::Status) -> ApiError {
         {
             ApiError {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code: "unsupported_media_type",
+                code: ErrorCode::UnsupportedMediaType,
                 ..error
             }
             .with_detail("field", "Content-Type")
@@ -219,7 +221,7 @@ pub async fn upload_media(
     if !limits.uploads_enabled {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "uploads_disabled",
+            ErrorCode::UploadsDisabled,
             "file uploads are disabled",
         ));
     }

@@ -1,14 +1,14 @@
 //! `/groups/{id}/channels` and `/channels`: a group's channels and the
 //! members of its private channels.
 
-use super::groups::page_limit;
-use super::groups_dto::{Channel, ChannelList, ChannelMember, ChannelMemberPage, Visibility};
-use super::groups_requests::{
-    AddMemberRequest, CreateChannelRequest, PageParams, UpdateChannelRequest,
-};
+use super::requests::{AddMemberRequest, CreateChannelRequest, UpdateChannelRequest};
+use crate::api::groups::{Channel, ChannelList, ChannelMember, ChannelMemberPage, Visibility};
+use crate::backends::call;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, JsonOrEmpty, Path, Query};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, JsonOrEmpty, Path, Query};
+use crate::http::params::PageParams;
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::groups::v1 as pb;

@@ -1,11 +1,12 @@
 //! `/messages` and `/channels/{id}/messages` (POST): sending, reading one
 //! message, editing, deleting and the edit history.
 
-use super::messages_dto::{EditHistory, Message, MessageType};
-use super::messages_requests::{EditMessageRequest, NewMessage, SendMessageRequest};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path};
-use crate::state::{AppState, call};
+use super::requests::{EditMessageRequest, NewMessage, SendMessageRequest};
+use crate::api::messages::{EditHistory, Message, MessageType};
+use crate::backends::call;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::http::extract::{Auth, Json, Path};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use messenger_proto::messages::v1 as pb;
@@ -15,14 +16,14 @@ const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
 /// The idempotency key of a send and where it came from, so an error about
 /// it names what the client actually sent.
-pub(super) struct IdempotencyKey {
-    pub(super) value: String,
-    pub(super) field: &'static str,
+pub(crate) struct IdempotencyKey {
+    pub(crate) value: String,
+    pub(crate) field: &'static str,
 }
 
 /// The key from the `Idempotency-Key` header or the `client_id` field (an
 /// empty one counts as absent); both may be given if they agree.
-pub(super) fn idempotency_key(
+pub(crate) fn idempotency_key(
     headers: &HeaderMap,
     client_id: Option<String>,
 ) -> ApiResult<Option<IdempotencyKey>> {
@@ -98,7 +99,7 @@ async fn send(
         tracing::error!("SendMessage answered without its message");
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error",
         ));
     };

@@ -3,7 +3,7 @@
 //! never panic, everything accepted is a known frame, and every frame a
 //! client may send parses back to itself. Also the Redis room keys.
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-gateway fuzz` runs them
+//! `PROPTEST_CASES=100000 cargo test -p messenger-gateway proptests` runs them
 //! longer than CI's default.
 
 use super::{CLIENT_FRAME_TYPES, ClientFrame, MAX_CLIENT_FRAME};

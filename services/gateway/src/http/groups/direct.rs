@@ -1,10 +1,11 @@
 //! `/dm`: direct conversations.
 
-use super::groups_dto::DirectConversation;
-use super::groups_requests::OpenDirectRequest;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json};
-use crate::state::{AppState, call};
+use super::requests::OpenDirectRequest;
+use crate::api::groups::DirectConversation;
+use crate::backends::call;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::http::extract::{Auth, Json};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::groups::v1 as pb;
@@ -65,7 +66,7 @@ pub async fn open_direct(
         tracing::error!("OpenDirect answered without its group or channel");
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error",
         ));
     };

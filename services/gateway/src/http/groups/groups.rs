@@ -1,26 +1,16 @@
 //! `/groups`: creating, finding, changing and deleting groups.
 
-use super::groups_dto::{Group, GroupPage, Visibility};
-use super::groups_requests::{CreateGroupRequest, GroupListParams, UpdateGroupRequest};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::state::{AppState, call};
+use super::requests::{CreateGroupRequest, GroupListParams, UpdateGroupRequest};
+use crate::api::groups::{Group, GroupPage, Visibility};
+use crate::backends::call;
+use crate::error::{ApiResult, ErrorBody};
+use crate::http::extract::{Auth, Json, Path, Query};
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::groups::v1 as pb;
 use uuid::Uuid;
-
-/// A page size from the query: absent means the service's default (0).
-pub(super) fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
-    match limit {
-        None => Ok(0),
-        Some(limit @ 1..=100) => Ok(limit),
-        Some(_) => Err(ApiError::invalid_field(
-            "limit",
-            "limit must be between 1 and 100",
-        )),
-    }
-}
 
 /// Create a group; the caller becomes its owner.
 #[utoipa::path(post, path = "/groups", tag = "groups",

@@ -1,8 +1,8 @@
 //! Public JSON shapes and query parameters of the media routes.
 
-use super::dto::timestamp;
+use super::timestamp;
 use messenger_proto::media::v1 as pb;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -96,31 +96,4 @@ impl From<pb::Media> for Media {
             failure: (!media.failure.is_empty()).then_some(media.failure),
         }
     }
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct UploadParams {
-    /// The file's name; may instead come from a `Content-Disposition:
-    /// attachment; filename="…"` header.
-    pub filename: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ThumbnailParams {
-    /// The limit of the thumbnail's longer side: `64` or `320`.
-    #[param(schema_with = thumbnail_sizes, required = true)]
-    pub size: Option<String>,
-}
-
-/// Kept as text in the struct so a wrong value gets our own 400 naming the
-/// allowed sizes, while the document still lists them.
-fn thumbnail_sizes() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::Integer)
-        .enum_values(Some([64, 320]))
-        .build()
 }

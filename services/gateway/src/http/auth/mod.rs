@@ -1,17 +1,20 @@
 //! `/auth`: registration, login, token refresh and logout.
 
-use super::dto::{
-    AuthResponse, LoginRequest, Me, RefreshRequest, RegisterRequest, Tokens, timestamp,
-};
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Json;
-use crate::state::{AppState, call};
+mod types;
+
+use crate::api::timestamp;
+use crate::api::users::Me;
+use crate::backends::call;
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::http::extract::Json;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use messenger_platform::auth::Principal;
 use messenger_proto::users::v1 as pb;
 use time::OffsetDateTime;
 use tonic_types::StatusExt;
+pub use types::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, Tokens};
 use uuid::Uuid;
 
 /// Answers that carry tokens must not be kept by any cache (RFC 6749 §5.1).
@@ -137,7 +140,7 @@ async fn end_session(state: &AppState, session: Uuid) -> ApiResult<()> {
         tracing::error!(error = %err, %session, "cannot deny-list an ended session");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "the session ended, but its access tokens could not be revoked yet; retry",
         )
     })
@@ -178,7 +181,7 @@ fn auth_response(state: &AppState, signed_in: pb::SignedIn) -> ApiResult<AuthRes
         tracing::error!("users service answered a sign-in without user or session");
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error",
         ));
     };
@@ -192,7 +195,7 @@ fn tokens(state: &AppState, session: pb::Session) -> ApiResult<Tokens> {
     let internal = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "internal error",
         )
     };

@@ -1,7 +1,7 @@
 //! Public JSON shapes of groups, channels and direct conversations, and the
 //! one place their proto enums become strings and back.
 
-use super::dto::timestamp;
+use super::timestamp;
 use crate::error::{ApiError, ApiResult};
 use messenger_proto::groups::v1 as pb;
 use serde::Serialize;

@@ -1,13 +1,14 @@
 //! Read positions: marking a channel read, unread counts, and who has read
 //! a message.
 
-use super::groups::page_limit;
-use super::groups_requests::PageParams;
-use super::messages_dto::{ReadPosition, ReaderPage, UnreadList};
-use super::messages_requests::{MarkReadRequest, UnreadParams};
+use super::requests::{MarkReadRequest, UnreadParams};
+use crate::api::messages::{ReadPosition, ReaderPage, UnreadList};
+use crate::backends::call;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, Path, Query};
+use crate::http::params::PageParams;
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use messenger_proto::messages::v1 as pb;
 use uuid::Uuid;
@@ -39,7 +40,7 @@ pub async fn mark_read(
 }
 
 /// `a,b,c` as channel ids; empty items are skipped.
-pub(super) fn channel_ids(raw: Option<&str>) -> ApiResult<Vec<String>> {
+pub(crate) fn channel_ids(raw: Option<&str>) -> ApiResult<Vec<String>> {
     raw.unwrap_or_default()
         .split(',')
         .map(str::trim)

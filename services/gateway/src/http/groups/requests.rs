@@ -1,9 +1,9 @@
 //! Request bodies and query parameters of the groups, channels and direct
 //! conversation routes. Enum-valued fields arrive as strings and are parsed
-//! by the handlers (see `groups_dto`), so a bad value names its field.
+//! by the handlers (see `crate::api::groups`), so a bad value names its field.
 
-use super::dto::present;
-use super::groups_dto::{Role, Visibility};
+use crate::api::groups::{Role, Visibility};
+use crate::http::params::present;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -50,17 +50,6 @@ pub struct GroupListParams {
     /// characters.
     #[param(max_length = 100)]
     pub q: Option<String>,
-    /// 1-100, default 50.
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
     /// 1-100, default 50.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,

@@ -1,12 +1,17 @@
 //! `/users`: profiles and search.
 
-use super::dto::{Me, PublicUser, RegisterRequest, SearchParams, UpdateProfileRequest, UserPage};
+mod types;
+
+use crate::api::users::{Me, PublicUser};
+use crate::backends::call;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, Path, Query};
-use crate::state::{AppState, call};
+use crate::http::auth::RegisterRequest;
+use crate::http::extract::{Auth, Json, Path, Query};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::users::v1 as pb;
+pub use types::{SearchParams, UpdateProfileRequest, UserPage};
 use uuid::Uuid;
 
 /// Create a user (the original API's registration route; returns the user

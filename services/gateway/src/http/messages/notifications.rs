@@ -1,11 +1,12 @@
 //! `/notifications`: mentions, replies and direct messages for the caller.
 
-use super::groups::page_limit;
-use super::messages_dto::NotificationPage;
-use super::messages_requests::{MarkNotificationsReadRequest, NotificationParams};
+use super::requests::{MarkNotificationsReadRequest, NotificationParams};
+use crate::api::messages::NotificationPage;
+use crate::backends::call;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Auth, Json, JsonOrEmpty, Query};
-use crate::state::{AppState, call};
+use crate::http::extract::{Auth, Json, JsonOrEmpty, Query};
+use crate::http::params::page_limit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use messenger_proto::messages::v1 as pb;

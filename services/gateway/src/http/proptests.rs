@@ -4,17 +4,17 @@
 //! never panics, a value is accepted exactly when the documented rule says
 //! so, and accepted values round-trip.
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-gateway fuzz` for a long
+//! `PROPTEST_CASES=100000 cargo test -p messenger-gateway proptests` for a long
 //! run.
 
-use super::groups_dto::{Role, Visibility, parse_timestamp};
-use super::media_headers::{
+use super::media::headers::{
     ByteRange, content_disposition, disposition_filename, none_match, parse_range,
 };
-use super::messages::idempotency_key;
-use super::messages_dto::MessageType;
-use super::reads::channel_ids;
-use crate::realtime::frames::fuzz::config;
+use super::messages::messages::idempotency_key;
+use super::messages::reads::channel_ids;
+use crate::api::groups::{Role, Visibility, parse_timestamp};
+use crate::api::messages::MessageType;
+use crate::realtime::frames::proptests::config;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use time::OffsetDateTime;

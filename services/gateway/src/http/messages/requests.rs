@@ -1,8 +1,8 @@
 //! Request bodies and query parameters of the messages, reads, notifications
 //! and search routes. Enum-valued fields arrive as strings and are parsed by
-//! the handlers (see `messages_dto`), so a bad value names its field.
+//! the handlers (see `crate::api::messages`), so a bad value names its field.
 
-use super::messages_dto::MessageType;
+use crate::api::messages::MessageType;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;

@@ -1,0 +1,8 @@
+//! Groups, their members, roles and bans, their channels, and direct
+//! conversations.
+
+pub mod channels;
+pub mod direct;
+pub mod groups;
+pub mod members;
+pub mod requests;

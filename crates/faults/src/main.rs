@@ -15,6 +15,7 @@ mod world;
 
 use clap::Parser;
 use ledger::Ledger;
+use messenger_proto::messages::v1::MessagesEvent;
 use report::{Phase, Stored};
 use reqwest::{Method, StatusCode};
 use stack::{Part, Stack};
@@ -23,6 +24,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 use world::{Api, World};
 
 #[derive(Parser)]
@@ -167,39 +169,7 @@ async fn exercise(cli: &Cli, stack: &mut Stack, faults: Vec<Fault>) -> anyhow::R
     let gateways = stack.gateways.clone();
     println!("==> creating users, groups and channels");
     let world = Arc::new(world::build(&api, &gateways[0]).await?);
-    let topic = format!("{}messages.events.v1", stack::TOPIC_PREFIX);
-    kafka::ensure_topic(&stack.brokers, &topic, 2).await?;
-    let consumer = kafka::consumer(&stack.brokers, &topic)?;
-
-    let ledger = Arc::new(Ledger::new(world.receivers.len()));
-    let stop_senders = Arc::new(AtomicBool::new(false));
-    let stop_readers = Arc::new(AtomicBool::new(false));
-    let mut readers = Vec::new();
-    for (index, receiver) in world.receivers.iter().enumerate() {
-        readers.push(tokio::spawn(traffic::receive_loop(
-            ledger.clone(),
-            api.clone(),
-            gateways.clone(),
-            index,
-            receiver.clone(),
-            stop_readers.clone(),
-        )));
-    }
-    readers.push(tokio::spawn(kafka::read_loop(
-        ledger.clone(),
-        consumer,
-        stop_readers.clone(),
-    )));
-    wait_for("receivers to connect", secs(30), || {
-        ledger
-            .lock()
-            .receivers
-            .iter()
-            .all(|stats| stats.connects > 0)
-    })
-    .await?;
-    // Joins are answered within milliseconds; sends start after them.
-    tokio::time::sleep(secs(1)).await;
+    let mut traffic = Traffic::listen(stack, &api, &world).await?;
 
     println!(
         "==> {} senders, {} receivers on two gateways, {} faults",
@@ -214,76 +184,12 @@ async fn exercise(cli: &Cli, stack: &mut Stack, faults: Vec<Fault>) -> anyhow::R
         restart_at: None,
         recovery: None,
     }];
-    let mut senders = Vec::new();
-    for sender in &world.senders {
-        senders.push(tokio::spawn(traffic::send_loop(
-            ledger.clone(),
-            api.clone(),
-            gateways.clone(),
-            world::Sender {
-                account: sender.account.clone(),
-                channels: sender.channels.clone(),
-            },
-            Duration::from_millis(cli.pace_ms),
-            stop_senders.clone(),
-        )));
-    }
+    traffic.start_senders(&api, &gateways, &world, Duration::from_millis(cli.pace_ms));
     tokio::time::sleep(secs(5)).await;
-
     for fault in faults {
-        let start = Instant::now();
-        tokio::time::sleep(secs(3)).await;
-        match fault.part {
-            Some(part) => {
-                println!("==> {}: stopping {part} (SIG{})", fault.label, fault.signal);
-                stack.stop(part, fault.signal).await?;
-                if fault.wipe {
-                    stack.wipe(part)?;
-                }
-            }
-            None => {
-                println!(
-                    "==> {}: cutting every connection to the broker",
-                    fault.label
-                );
-                stack.link.cut();
-            }
-        }
-        sleep_with_progress(fault.outage).await;
-        match fault.part {
-            Some(part) => stack.restart(part).await?,
-            None => stack.link.restore(),
-        }
-        let restart_at = Instant::now();
-        println!("    back; waiting for end-to-end delivery");
-        let recovery = recovered(&world, &ledger, restart_at, secs(90)).await;
-        match recovery {
-            Some(took) => println!("    recovered in {:.1} s", took.as_secs_f64()),
-            None => println!("    NOT recovered within 90 s"),
-        }
-        phases.push(Phase {
-            label: fault.label,
-            outage: fault.outage,
-            start,
-            restart_at: Some(restart_at),
-            recovery,
-        });
-        tokio::time::sleep(secs(3)).await;
+        phases.push(inject(stack, fault, &world, &traffic.ledger).await?);
     }
-
-    println!("==> stopping the senders; waiting for every acknowledged message to arrive");
-    stop_senders.store(true, Ordering::Relaxed);
-    for sender in senders {
-        sender.await?;
-    }
-    let _ = wait_for("the last deliveries", secs(60), || {
-        report::pending(&world, &ledger.lock()) == 0
-    })
-    .await;
-    stop_readers.store(true, Ordering::Relaxed);
-    for reader in readers {
-        reader.await?;
-    }
+    let ledger = traffic.drain(&world).await?;
 
     println!("==> reading back what the server stored");
     let stored = stored(&api, &gateways[0], &world).await?;
@@ -301,6 +207,148 @@ async fn exercise(cli: &Cli, stack: &mut Stack, faults: Vec<Fault>) -> anyhow::R
         }
     );
     Ok(verdict.passed)
+}
+
+/// The tasks that write the ledger: senders, WebSocket receivers and the
+/// Kafka reader. Readers stop after senders, so that every acknowledged
+/// message has the chance to arrive.
+struct Traffic {
+    ledger: Arc<Ledger>,
+    senders: Vec<JoinHandle<()>>,
+    readers: Vec<JoinHandle<()>>,
+    stop_senders: Arc<AtomicBool>,
+    stop_readers: Arc<AtomicBool>,
+}
+
+impl Traffic {
+    /// Starts the receivers and the Kafka reader and waits until every
+    /// receiver has joined its rooms.
+    async fn listen(stack: &Stack, api: &Api, world: &World) -> anyhow::Result<Traffic> {
+        let topic = format!("{}{}", stack::TOPIC_PREFIX, MessagesEvent::TOPIC);
+        kafka::ensure_topic(&stack.brokers, &topic, 2).await?;
+        let consumer = kafka::consumer(&stack.brokers, &topic)?;
+
+        let ledger = Arc::new(Ledger::new(world.receivers.len()));
+        let stop_senders = Arc::new(AtomicBool::new(false));
+        let stop_readers = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for (index, receiver) in world.receivers.iter().enumerate() {
+            readers.push(tokio::spawn(traffic::receive_loop(
+                ledger.clone(),
+                api.clone(),
+                stack.gateways.clone(),
+                index,
+                receiver.clone(),
+                stop_readers.clone(),
+            )));
+        }
+        readers.push(tokio::spawn(kafka::read_loop(
+            ledger.clone(),
+            consumer,
+            stop_readers.clone(),
+        )));
+        wait_for("receivers to connect", secs(30), || {
+            ledger
+                .lock()
+                .receivers
+                .iter()
+                .all(|stats| stats.connects > 0)
+        })
+        .await?;
+        // Joins are answered within milliseconds; sends start after them.
+        tokio::time::sleep(secs(1)).await;
+        Ok(Traffic {
+            ledger,
+            senders: Vec::new(),
+            readers,
+            stop_senders,
+            stop_readers,
+        })
+    }
+
+    fn start_senders(&mut self, api: &Api, gateways: &[String; 2], world: &World, pace: Duration) {
+        for sender in &world.senders {
+            self.senders.push(tokio::spawn(traffic::send_loop(
+                self.ledger.clone(),
+                api.clone(),
+                gateways.clone(),
+                world::Sender {
+                    account: sender.account.clone(),
+                    channels: sender.channels.clone(),
+                },
+                pace,
+                self.stop_senders.clone(),
+            )));
+        }
+    }
+
+    /// Stops the senders, waits (a while) for every acknowledged message to
+    /// arrive, stops the readers and hands back the ledger.
+    async fn drain(self, world: &World) -> anyhow::Result<Arc<Ledger>> {
+        println!("==> stopping the senders; waiting for every acknowledged message to arrive");
+        self.stop_senders.store(true, Ordering::Relaxed);
+        for sender in self.senders {
+            sender.await?;
+        }
+        let _ = wait_for("the last deliveries", secs(60), || {
+            report::pending(world, &self.ledger.lock()) == 0
+        })
+        .await;
+        self.stop_readers.store(true, Ordering::Relaxed);
+        for reader in self.readers {
+            reader.await?;
+        }
+        Ok(self.ledger)
+    }
+}
+
+/// Breaks one part for the fault's outage, brings it back and measures how
+/// long end-to-end delivery took to recover.
+async fn inject(
+    stack: &mut Stack,
+    fault: Fault,
+    world: &World,
+    ledger: &Ledger,
+) -> anyhow::Result<Phase> {
+    let start = Instant::now();
+    tokio::time::sleep(secs(3)).await;
+    match fault.part {
+        Some(part) => {
+            println!("==> {}: stopping {part} (SIG{})", fault.label, fault.signal);
+            stack.stop(part, fault.signal).await?;
+            if fault.wipe {
+                stack.wipe(part)?;
+            }
+        }
+        None => {
+            println!(
+                "==> {}: cutting every connection to the broker",
+                fault.label
+            );
+            stack.link.cut();
+        }
+    }
+    sleep_with_progress(fault.outage).await;
+    match fault.part {
+        Some(part) => stack.restart(part).await?,
+        None => stack.link.restore(),
+    }
+    let restart_at = Instant::now();
+    println!("    back; waiting for end-to-end delivery");
+    let recovery = recovered(world, ledger, restart_at, secs(90)).await;
+    match recovery {
+        Some(took) => println!("    recovered in {:.1} s", took.as_secs_f64()),
+        None => println!("    NOT recovered within 90 s"),
+    }
+    let phase = Phase {
+        label: fault.label,
+        outage: fault.outage,
+        start,
+        restart_at: Some(restart_at),
+        recovery,
+    };
+    tokio::time::sleep(secs(3)).await;
+    Ok(phase)
 }
 
 async fn sleep_with_progress(outage: Duration) {

@@ -1,7 +1,7 @@
 //! The verdict: every acknowledged send stored once, on Kafka once, pushed
 //! to each member once and in order, and to nobody else.
 
-use crate::ledger::Entries;
+use crate::ledger::{Entries, SendRecord};
 use crate::world::World;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -34,95 +34,150 @@ struct Row {
     duplicated: usize,
 }
 
+impl Row {
+    fn add(&mut self, row: &Row) {
+        self.sent += row.sent;
+        self.acked += row.acked;
+        self.stored += row.stored;
+        self.delivered += row.delivered;
+        self.expected += row.expected;
+        self.on_kafka += row.on_kafka;
+        self.lost += row.lost;
+        self.duplicated += row.duplicated;
+    }
+}
+
 pub struct Verdict {
     pub table: String,
     pub passed: bool,
 }
 
 pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phase]) -> Verdict {
-    let mut copies: HashMap<&str, Vec<&Stored>> = HashMap::new();
-    for message in stored {
-        copies.entry(&message.content).or_default().push(message);
+    let index = Index::new(world, entries, stored);
+    let mut tally = Tally::new(phases.len());
+    for send in &entries.sends {
+        tally.count(&index, phases, send);
     }
-    // (pushed, refetched) copies per receiver and message.
-    let mut pushed: HashMap<(usize, &str), (usize, usize)> = HashMap::new();
-    for delivery in &entries.deliveries {
-        let copies = pushed
-            .entry((delivery.receiver, &delivery.message_id))
-            .or_default();
-        if delivery.refetched {
-            copies.1 += 1;
-        } else {
-            copies.0 += 1;
+    let Tally {
+        rows,
+        missing,
+        mut problems,
+        overlaps,
+    } = tally;
+    problems.extend(never_sent(entries, stored));
+    problems.extend(missing_problems(world, &missing));
+    problems.extend(order_problems(entries));
+    problems.extend(leaks(world, entries));
+    problems.extend(unrecovered(phases));
+
+    let mut table = String::new();
+    let total = write_phases(&mut table, phases, &rows);
+    write_traffic(&mut table, world, entries, &index.events, overlaps);
+    let passed = problems.is_empty() && total.lost == 0 && total.duplicated == 0;
+    write_problems(&mut table, &problems);
+    Verdict { table, passed }
+}
+
+/// The run's records, looked up by message while each send is judged.
+struct Index<'a> {
+    /// Stored copies per content (each send's content is its key).
+    copies: HashMap<&'a str, Vec<&'a Stored>>,
+    /// (pushed, refetched) copies per receiver and message.
+    pushed: HashMap<(usize, &'a str), (usize, usize)>,
+    /// Distinct Kafka event ids per message.
+    events: HashMap<&'a str, HashSet<&'a str>>,
+    /// Receivers that must get each channel's messages.
+    readers: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(world: &'a World, entries: &'a Entries, stored: &'a [Stored]) -> Self {
+        let mut copies: HashMap<&str, Vec<&Stored>> = HashMap::new();
+        for message in stored {
+            copies.entry(&message.content).or_default().push(message);
+        }
+        let mut pushed: HashMap<(usize, &str), (usize, usize)> = HashMap::new();
+        for delivery in &entries.deliveries {
+            let copies = pushed
+                .entry((delivery.receiver, &delivery.message_id))
+                .or_default();
+            if delivery.refetched {
+                copies.1 += 1;
+            } else {
+                copies.0 += 1;
+            }
+        }
+        let mut events: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for record in &entries.kafka {
+            events
+                .entry(&record.message_id)
+                .or_default()
+                .insert(&record.event_id);
+        }
+        let readers = world
+            .channels
+            .keys()
+            .map(|channel| (channel.as_str(), readers_of(world, channel).collect()))
+            .collect();
+        Index {
+            copies,
+            pushed,
+            events,
+            readers,
         }
     }
-    // After `resync_required` a client refetches over REST while new frames
-    // keep coming, so a message may reach it both ways; it keeps one by id.
-    // Counted apart: any other second copy is a duplicate.
-    let mut overlaps = 0;
-    let mut events: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for record in &entries.kafka {
-        events
-            .entry(&record.message_id)
-            .or_default()
-            .insert(&record.event_id);
-    }
-    let readers: HashMap<&str, Vec<usize>> = world
-        .channels
-        .keys()
-        .map(|channel| (channel.as_str(), readers_of(world, channel).collect()))
-        .collect();
+}
 
-    let mut rows: Vec<Row> = phases.iter().map(|_| Row::default()).collect();
-    let mut missing: HashMap<(usize, &str), usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for send in &entries.sends {
+/// What the sends of each phase came to, and what went wrong with them.
+struct Tally<'a> {
+    rows: Vec<Row>,
+    /// Messages never pushed, per receiver and channel.
+    missing: HashMap<(usize, &'a str), usize>,
+    problems: Vec<String>,
+    /// After `resync_required` a client refetches over REST while new
+    /// frames keep coming, so a message may reach it both ways; it keeps
+    /// one by id. Counted apart: any other second copy is a duplicate.
+    overlaps: usize,
+}
+
+impl<'a> Tally<'a> {
+    fn new(phases: usize) -> Self {
+        Tally {
+            rows: (0..phases).map(|_| Row::default()).collect(),
+            missing: HashMap::new(),
+            problems: Vec::new(),
+            overlaps: 0,
+        }
+    }
+
+    /// Counts `send` in the row of the phase it began in.
+    fn count(&mut self, index: &Index<'a>, phases: &[Phase], send: &SendRecord) {
         let phase = phases
             .iter()
             .rposition(|phase| phase.start <= send.first_attempt)
             .unwrap_or(0);
-        let row = &mut rows[phase];
+        let row = &mut self.rows[phase];
         row.sent += 1;
         if let Some(refused) = &send.refused {
-            problems.push(format!("send {} refused: {refused}", send.key));
+            self.problems
+                .push(format!("send {} refused: {refused}", send.key));
         }
-        let found = copies.get(send.key.as_str()).map_or(&[][..], Vec::as_slice);
-        if let Some(ack) = &send.acked {
-            row.acked += 1;
-            if found.is_empty() {
-                row.lost += 1;
-                problems.push(format!("acknowledged send {} is not stored", send.key));
-            } else if found[0].id != ack.message_id {
-                problems.push(format!("send {} acknowledged as another message", send.key));
-                row.lost += 1;
-            }
-        } else if send.refused.is_none() {
-            problems.push(format!("send {} was never acknowledged", send.key));
-        }
+        let found = index
+            .copies
+            .get(send.key.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        check_ack(row, &mut self.problems, send, found);
         row.duplicated += found.len().saturating_sub(1);
-        let Some(message) = found.first() else {
-            continue;
+        let Some(&message) = found.first() else {
+            return;
         };
         row.stored += 1;
-        for &receiver in readers.get(message.channel.as_str()).into_iter().flatten() {
-            row.expected += 1;
-            match pushed.get(&(receiver, message.id.as_str())) {
-                Some(&(live, refetched)) => {
-                    row.delivered += 1;
-                    row.duplicated += live.saturating_sub(1) + refetched.saturating_sub(1);
-                    if live > 0 && refetched > 0 {
-                        overlaps += 1;
-                    }
-                }
-                None => {
-                    row.lost += 1;
-                    *missing
-                        .entry((receiver, message.channel.as_str()))
-                        .or_default() += 1;
-                }
-            }
-        }
-        match events.get(message.id.as_str()).map_or(0, HashSet::len) {
+        self.overlaps += count_pushes(row, &mut self.missing, index, message);
+        match index
+            .events
+            .get(message.id.as_str())
+            .map_or(0, HashSet::len)
+        {
             0 => row.lost += 1,
             n => {
                 row.on_kafka += 1;
@@ -130,37 +185,105 @@ pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phas
             }
         }
     }
-    let keys: HashSet<&str> = entries.sends.iter().map(|send| send.key.as_str()).collect();
-    for message in stored {
-        if !keys.contains(message.content.as_str()) {
-            problems.push(format!("stored message {} was never sent", message.id));
+}
+
+/// An acknowledged send must be stored, as the message it was
+/// acknowledged as; an unrefused one must have been acknowledged.
+fn check_ack(row: &mut Row, problems: &mut Vec<String>, send: &SendRecord, found: &[&Stored]) {
+    if let Some(ack) = &send.acked {
+        row.acked += 1;
+        if found.is_empty() {
+            row.lost += 1;
+            problems.push(format!("acknowledged send {} is not stored", send.key));
+        } else if found[0].id != ack.message_id {
+            problems.push(format!("send {} acknowledged as another message", send.key));
+            row.lost += 1;
+        }
+    } else if send.refused.is_none() {
+        problems.push(format!("send {} was never acknowledged", send.key));
+    }
+}
+
+/// Counts the pushes of `message` to each reader of its channel; returns
+/// how many readers got it both live and refetched.
+fn count_pushes<'a>(
+    row: &mut Row,
+    missing: &mut HashMap<(usize, &'a str), usize>,
+    index: &Index<'a>,
+    message: &'a Stored,
+) -> usize {
+    let mut overlaps = 0;
+    for &receiver in index
+        .readers
+        .get(message.channel.as_str())
+        .into_iter()
+        .flatten()
+    {
+        row.expected += 1;
+        match index.pushed.get(&(receiver, message.id.as_str())) {
+            Some(&(live, refetched)) => {
+                row.delivered += 1;
+                row.duplicated += live.saturating_sub(1) + refetched.saturating_sub(1);
+                if live > 0 && refetched > 0 {
+                    overlaps += 1;
+                }
+            }
+            None => {
+                row.lost += 1;
+                *missing
+                    .entry((receiver, message.channel.as_str()))
+                    .or_default() += 1;
+            }
         }
     }
-    for ((receiver, channel), count) in &missing {
-        problems.push(format!(
-            "{} is missing {count} messages of channel {channel}",
-            world.receivers[*receiver].account.name
-        ));
-    }
-    problems.extend(order_problems(entries));
-    problems.extend(leaks(world, entries));
+    overlaps
+}
 
-    let mut table = String::new();
+/// Stored messages no send asked for.
+fn never_sent(entries: &Entries, stored: &[Stored]) -> Vec<String> {
+    let keys: HashSet<&str> = entries.sends.iter().map(|send| send.key.as_str()).collect();
+    stored
+        .iter()
+        .filter(|message| !keys.contains(message.content.as_str()))
+        .map(|message| format!("stored message {} was never sent", message.id))
+        .collect()
+}
+
+fn missing_problems(world: &World, missing: &HashMap<(usize, &str), usize>) -> Vec<String> {
+    missing
+        .iter()
+        .map(|((receiver, channel), count)| {
+            format!(
+                "{} is missing {count} messages of channel {channel}",
+                world.receivers[*receiver].account.name
+            )
+        })
+        .collect()
+}
+
+/// Faults whose service was restarted but never served again.
+fn unrecovered(phases: &[Phase]) -> Vec<String> {
+    phases
+        .iter()
+        .filter(|phase| phase.restart_at.is_some() && phase.recovery.is_none())
+        .map(|phase| format!("{} did not recover", phase.label))
+        .collect()
+}
+
+/// The table of phases with a total row; returns the total.
+fn write_phases(table: &mut String, phases: &[Phase], rows: &[Row]) -> Row {
     let _ = writeln!(
         table,
         "| fault | outage | sent | acknowledged | stored | delivered (WebSocket) | on Kafka | lost | duplicated | recovery |"
     );
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut total = Row::default();
-    for (phase, row) in phases.iter().zip(&rows) {
+    for (phase, row) in phases.iter().zip(rows) {
         let recovery = match (phase.restart_at, phase.recovery) {
             (None, _) => "-".to_owned(),
             (Some(_), Some(recovery)) => format!("{:.1} s", recovery.as_secs_f64()),
             (Some(_), None) => "not recovered".to_owned(),
         };
-        if phase.restart_at.is_some() && phase.recovery.is_none() {
-            problems.push(format!("{} did not recover", phase.label));
-        }
         let _ = writeln!(
             table,
             "| {} | {} s | {} | {} | {} | {}/{} | {} | {} | {} | {} |",
@@ -176,14 +299,7 @@ pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phas
             row.duplicated,
             recovery
         );
-        total.sent += row.sent;
-        total.acked += row.acked;
-        total.stored += row.stored;
-        total.delivered += row.delivered;
-        total.expected += row.expected;
-        total.on_kafka += row.on_kafka;
-        total.lost += row.lost;
-        total.duplicated += row.duplicated;
+        total.add(row);
     }
     let _ = writeln!(
         table,
@@ -198,6 +314,17 @@ pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phas
         total.duplicated
     );
     let _ = writeln!(table);
+    total
+}
+
+/// What the receivers and the Kafka reader went through on the way.
+fn write_traffic(
+    table: &mut String,
+    world: &World,
+    entries: &Entries,
+    events: &HashMap<&str, HashSet<&str>>,
+    overlaps: usize,
+) {
     let redelivered = entries.kafka.len() - events.values().map(HashSet::len).sum::<usize>();
     let connects: u32 = entries.receivers.iter().map(|stats| stats.connects).sum();
     let resyncs: u32 = entries.receivers.iter().map(|stats| stats.resyncs).sum();
@@ -209,7 +336,9 @@ pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phas
         connects as usize - world.receivers.len(),
         entries.kafka.len(),
     );
-    let passed = problems.is_empty() && total.lost == 0 && total.duplicated == 0;
+}
+
+fn write_problems(table: &mut String, problems: &[String]) {
     if problems.is_empty() {
         let _ = writeln!(
             table,
@@ -221,7 +350,6 @@ pub fn judge(world: &World, entries: &Entries, stored: &[Stored], phases: &[Phas
             let _ = writeln!(table, "- {problem}");
         }
     }
-    Verdict { table, passed }
 }
 
 /// Receivers that must get the messages of `channel`.

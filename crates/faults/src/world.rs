@@ -173,45 +173,23 @@ fn text(value: &Value) -> anyhow::Result<String> {
 /// both gateways: dan (north), eve and fay (both), gus (south); two
 /// outsiders, one per gateway, who belong to neither.
 pub async fn build(api: &Api, base: &str) -> anyhow::Result<World> {
-    let mut accounts = BTreeMap::new();
-    for name in [
-        "ann", "bob", "cat", "dan", "eve", "fay", "gus", "xan", "xia",
-    ] {
-        accounts.insert(name, api.register(base, name).await?);
-    }
-    let get = |name: &str| -> anyhow::Result<Account> {
-        accounts
-            .get(name)
-            .cloned()
-            .with_context(|| format!("no account {name}"))
-    };
-    let (ann, bob, cat) = (get("ann")?, get("bob")?, get("cat")?);
-
-    let north = api.group(base, &ann, "North").await?;
-    let north_id = text(&north["id"])?;
-    let north_channels = vec![
-        text(&north["default_channel_id"])?,
-        api.channel(base, &ann, &north_id, "north-two").await?,
-    ];
-    let south = api.group(base, &cat, "South").await?;
-    let south_id = text(&south["id"])?;
-    let south_channels = vec![text(&south["default_channel_id"])?];
-    for name in ["bob", "dan", "eve", "fay"] {
-        api.invite(base, &ann, &north_id, &get(name)?).await?;
-    }
-    for name in ["bob", "eve", "fay", "gus"] {
-        api.invite(base, &cat, &south_id, &get(name)?).await?;
-    }
-
-    let both: Vec<String> = north_channels
+    let accounts = Accounts::register(api, base).await?;
+    let (ann, bob, cat) = (
+        accounts.get("ann")?,
+        accounts.get("bob")?,
+        accounts.get("cat")?,
+    );
+    let groups = Groups::create(api, base, &accounts, &ann, &cat).await?;
+    let both: Vec<String> = groups
+        .north_channels
         .iter()
-        .chain(&south_channels)
+        .chain(&groups.south_channels)
         .cloned()
         .collect();
     let senders = vec![
         Sender {
             account: ann.clone(),
-            channels: north_channels.clone(),
+            channels: groups.north_channels.clone(),
         },
         Sender {
             account: bob.clone(),
@@ -219,40 +197,10 @@ pub async fn build(api: &Api, base: &str) -> anyhow::Result<World> {
         },
         Sender {
             account: cat.clone(),
-            channels: south_channels.clone(),
+            channels: groups.south_channels.clone(),
         },
     ];
-    let member = |name: &str, gateway, groups: Vec<&String>, channels: &Vec<String>| {
-        Ok::<_, anyhow::Error>(Receiver {
-            account: get(name)?,
-            gateway,
-            groups: groups.into_iter().cloned().collect(),
-            channels: channels.clone(),
-            outsider: false,
-        })
-    };
-    // Outsiders ask for every group and channel room, and must get none.
-    let every_room: Vec<String> = [north_id.clone(), south_id.clone()]
-        .into_iter()
-        .chain(both.iter().cloned())
-        .collect();
-    let outsider = |name: &str, gateway| {
-        Ok::<_, anyhow::Error>(Receiver {
-            account: get(name)?,
-            gateway,
-            groups: every_room.clone(),
-            channels: Vec::new(),
-            outsider: true,
-        })
-    };
-    let receivers = vec![
-        member("dan", 0, vec![&north_id], &north_channels)?,
-        member("eve", 1, vec![&north_id, &south_id], &both)?,
-        member("fay", 0, vec![&north_id, &south_id], &both)?,
-        member("gus", 1, vec![&south_id], &south_channels)?,
-        outsider("xan", 0)?,
-        outsider("xia", 1)?,
-    ];
+    let receivers = receivers(&accounts, &groups, &both)?;
     let mut channels = BTreeMap::new();
     for channel in &both {
         channels.insert(channel.clone(), bob.clone());
@@ -262,4 +210,110 @@ pub async fn build(api: &Api, base: &str) -> anyhow::Result<World> {
         receivers,
         channels,
     })
+}
+
+/// Everyone in the cast, by name.
+struct Accounts(BTreeMap<&'static str, Account>);
+
+impl Accounts {
+    async fn register(api: &Api, base: &str) -> anyhow::Result<Accounts> {
+        let mut accounts = BTreeMap::new();
+        for name in [
+            "ann", "bob", "cat", "dan", "eve", "fay", "gus", "xan", "xia",
+        ] {
+            accounts.insert(name, api.register(base, name).await?);
+        }
+        Ok(Accounts(accounts))
+    }
+
+    fn get(&self, name: &str) -> anyhow::Result<Account> {
+        self.0
+            .get(name)
+            .cloned()
+            .with_context(|| format!("no account {name}"))
+    }
+}
+
+/// The two groups, their channels and members.
+struct Groups {
+    north_id: String,
+    north_channels: Vec<String>,
+    south_id: String,
+    south_channels: Vec<String>,
+}
+
+impl Groups {
+    /// North (ann's) and South (cat's), with their members invited.
+    async fn create(
+        api: &Api,
+        base: &str,
+        accounts: &Accounts,
+        ann: &Account,
+        cat: &Account,
+    ) -> anyhow::Result<Groups> {
+        let north = api.group(base, ann, "North").await?;
+        let north_id = text(&north["id"])?;
+        let north_channels = vec![
+            text(&north["default_channel_id"])?,
+            api.channel(base, ann, &north_id, "north-two").await?,
+        ];
+        let south = api.group(base, cat, "South").await?;
+        let south_id = text(&south["id"])?;
+        let south_channels = vec![text(&south["default_channel_id"])?];
+        for name in ["bob", "dan", "eve", "fay"] {
+            api.invite(base, ann, &north_id, &accounts.get(name)?)
+                .await?;
+        }
+        for name in ["bob", "eve", "fay", "gus"] {
+            api.invite(base, cat, &south_id, &accounts.get(name)?)
+                .await?;
+        }
+        Ok(Groups {
+            north_id,
+            north_channels,
+            south_id,
+            south_channels,
+        })
+    }
+}
+
+/// Members who must get their channels' messages, and outsiders who must
+/// get none; `both` is every channel of both groups.
+fn receivers(
+    accounts: &Accounts,
+    groups: &Groups,
+    both: &[String],
+) -> anyhow::Result<Vec<Receiver>> {
+    let member = |name: &str, gateway, rooms: Vec<&String>, channels: &[String]| {
+        Ok::<_, anyhow::Error>(Receiver {
+            account: accounts.get(name)?,
+            gateway,
+            groups: rooms.into_iter().cloned().collect(),
+            channels: channels.to_vec(),
+            outsider: false,
+        })
+    };
+    let (north_id, south_id) = (&groups.north_id, &groups.south_id);
+    // Outsiders ask for every group and channel room, and must get none.
+    let every_room: Vec<String> = [north_id.clone(), south_id.clone()]
+        .into_iter()
+        .chain(both.iter().cloned())
+        .collect();
+    let outsider = |name: &str, gateway| {
+        Ok::<_, anyhow::Error>(Receiver {
+            account: accounts.get(name)?,
+            gateway,
+            groups: every_room.clone(),
+            channels: Vec::new(),
+            outsider: true,
+        })
+    };
+    Ok(vec![
+        member("dan", 0, vec![north_id], &groups.north_channels)?,
+        member("eve", 1, vec![north_id, south_id], both)?,
+        member("fay", 0, vec![north_id, south_id], both)?,
+        member("gus", 1, vec![south_id], &groups.south_channels)?,
+        outsider("xan", 0)?,
+        outsider("xia", 1)?,
+    ])
 }

@@ -11,6 +11,7 @@
 //! the outbox relay uses and times each until it is consumed.
 
 use messenger_platform::{CancellationToken, Config};
+use messenger_proto::users::v1::UserEvent;
 use messenger_testkit::TestEnv;
 use rdkafka::Message;
 use rdkafka::consumer::StreamConsumer;
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     wait_ready(&http, &base).await?;
 
-    let (mut arrivals, listener) = spawn_listener(env.consume(messenger_users::TOPIC).await?);
+    let (mut arrivals, listener) = spawn_listener(env.consume(UserEvent::TOPIC.name()).await?);
     let (mut baseline_arrivals, baseline_listener) =
         spawn_listener(env.consume("bench.baseline").await?);
 

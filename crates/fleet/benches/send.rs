@@ -19,6 +19,7 @@
 //! and the outbox relay publishing every event to Kafka.
 
 use messenger_platform::{CancellationToken, Config};
+use messenger_proto::messages::v1::{MessageCreated, MessagesEvent};
 use messenger_testkit::TestEnv;
 use serde_json::json;
 use std::sync::Arc;
@@ -230,7 +231,8 @@ fn pgbench(config: &Config, seconds: u64) -> anyhow::Result<f64> {
     let script = std::env::temp_dir().join(format!("send-bench-{}.sql", std::process::id()));
     std::fs::write(
         &script,
-        r#"\set ch random(10, 25)
+        format!(
+            r#"\set ch random(10, 25)
 \set author random(10, 25)
 BEGIN;
 INSERT INTO channel_state (channel_id, group_id, last_seq)
@@ -241,7 +243,7 @@ INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content, m
   VALUES (gen_random_uuid(), ('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
           '00000000-0000-0000-0000-0000000000ff', :last_seq,
           ('00000000-0000-0000-0000-0000000001' || :author)::uuid, 'text',
-          'benchmark message number 12345, about sixty characters long', '{}', now());
+          'benchmark message number 12345, about sixty characters long', '{{}}', now());
 INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
   VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
           ('00000000-0000-0000-0000-0000000001' || :author)::uuid, :last_seq, gen_random_uuid())
@@ -249,10 +251,13 @@ INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
     SET last_read_seq = EXCLUDED.last_read_seq, last_message_id = EXCLUDED.last_message_id, updated_at = now()
     WHERE message_reads.last_read_seq < EXCLUDED.last_read_seq;
 INSERT INTO outbox (event_id, topic, partition_key, event_type, payload)
-  VALUES (gen_random_uuid(), 'messages.events.v1', 'key', 'messenger.messages.v1.MessageCreated',
+  VALUES (gen_random_uuid(), '{topic}', 'key', '{event_type}',
           decode(repeat('ab', 300), 'hex'));
 COMMIT;
 "#,
+            topic = MessagesEvent::TOPIC,
+            event_type = MessageCreated::EVENT_TYPE,
+        ),
     )?;
     let db = &config.database;
     let output = std::process::Command::new("pgbench")

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::outbox::OutboxRelay;
 use crate::shutdown::CancellationToken;
+use messenger_proto::Topic;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
@@ -21,12 +22,12 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// `topics` are the logical topics the service's outbox publishes to.
+    /// `topics` are the topics the service's outbox publishes to.
     pub async fn start(
         config: &Config,
         service: &str,
         migrator: &'static Migrator,
-        topics: &[&str],
+        topics: &[Topic],
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Self> {
         // Metrics recorded before the recorder exists are lost: install it first.

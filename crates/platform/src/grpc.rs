@@ -48,6 +48,34 @@ pub fn health() -> (
     tonic_health::server::health_reporter()
 }
 
+/// Adds gRPC server reflection (v1, and v1alpha for older tools) to a
+/// service's router, so `grpcurl`-style tools can list and describe its
+/// methods. It advertises the named services (pass each server's
+/// `NamedService::NAME`) and the health service, nothing else the fleet's
+/// contracts hold.
+pub fn with_reflection(
+    router: tonic::transport::server::Router<tower_layer::Identity>,
+    services: &[&str],
+) -> anyhow::Result<tonic::transport::server::Router<tower_layer::Identity>> {
+    // Naming services turns off advertising every registered one, the
+    // reflection service's own name included: each version names itself.
+    let builder = |reflection: &'static str| {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(messenger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(HEALTH_SERVICE)
+            .with_service_name(reflection);
+        services
+            .iter()
+            .fold(builder, |builder, name| builder.with_service_name(*name))
+    };
+    Ok(router
+        .add_service(builder("grpc.reflection.v1.ServerReflection").build_v1()?)
+        .add_service(builder("grpc.reflection.v1alpha.ServerReflection").build_v1alpha()?))
+}
+
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Accepts connections from `listener` until `shutdown` is cancelled.
 pub async fn serve(
     router: tonic::transport::server::Router<tower_layer::Identity>,

@@ -17,6 +17,7 @@
 
 use crate::config::KafkaConfig;
 use crate::shutdown::CancellationToken;
+use messenger_proto::Topic;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::{PgListener, PgPool};
@@ -177,20 +178,23 @@ struct OutboxRow {
 }
 
 impl OutboxRelay {
-    /// `topics` are the logical topics this service publishes; the relay
+    /// `topics` are the topics this service publishes; the relay
     /// creates them before the first publish. Fails only on settings the
     /// Kafka client refuses.
     pub fn new(
         pool: PgPool,
         kafka: KafkaConfig,
         schema: &str,
-        topics: &[&str],
+        topics: &[Topic],
     ) -> anyhow::Result<Self> {
         let producer = crate::kafka::producer(&kafka, &client_id(schema))?;
         Ok(OutboxRelay {
             pool,
             producer,
-            topics: topics.iter().map(|topic| kafka.topic(topic)).collect(),
+            topics: topics
+                .iter()
+                .map(|topic| kafka.topic(topic.name()))
+                .collect(),
             kafka,
             schema: schema.to_owned(),
             progress: Progress::new(),

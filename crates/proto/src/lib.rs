@@ -1,4 +1,5 @@
-//! Generated protobuf and gRPC types. One module per `.proto` package.
+//! Generated protobuf and gRPC types. One module per `.proto` package, and
+//! [`events`]: the Kafka topics and event types.
 
 pub mod common {
     pub mod v1 {
@@ -29,6 +30,13 @@ pub mod media {
         tonic::include_proto!("messenger.media.v1");
     }
 }
+
+pub mod events;
+
+pub use events::Topic;
+/// Every contract above as an encoded `FileDescriptorSet`, for gRPC
+/// server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
 
 pub use prost;
 pub use prost_types;

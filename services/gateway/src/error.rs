@@ -73,7 +73,8 @@ pub struct ApiError {
     pub details: Map<String, Value>,
     /// Headers the answer carries besides the body (a refused request's
     /// `RateLimit-*`).
-    pub headers: HeaderMap,
+    /// (Boxed: errors travel in every `Result` of every handler.)
+    pub headers: Option<Box<HeaderMap>>,
     /// A busy backend's advice (gRPC RetryInfo): the 503's `Retry-After`.
     pub retry_after: Option<u64>,
 }
@@ -102,7 +103,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Map::new(),
-            headers: HeaderMap::new(),
+            headers: None,
             retry_after: None,
         }
     }
@@ -253,7 +254,9 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response.headers_mut().extend(headers);
+        if let Some(headers) = headers {
+            response.headers_mut().extend(*headers);
+        }
         response
     }
 }

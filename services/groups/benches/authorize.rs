@@ -30,6 +30,8 @@ const WARM_SAMPLES: usize = 5000;
 const CONCURRENCY: usize = 16;
 const THROUGHPUT_CALLS: usize = 20_000;
 
+type Client = GroupsServiceClient<Channel>;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let members: usize = std::env::args()
@@ -53,58 +55,93 @@ async fn main() -> anyhow::Result<()> {
     }
     let redis = redis::Client::open(env.config.redis.url())?;
     let mut redis = redis.get_multiplexed_async_connection().await?;
+    let group = Group::populate(&mut client, members).await?;
 
-    let owner = Uuid::now_v7().to_string();
-    let group = client
-        .create_group(pb::CreateGroupRequest {
-            actor_id: owner.clone(),
-            name: "authorize bench".into(),
-            visibility: pb::Visibility::Public.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let general = group.default_channel_id.clone();
-    let started = Instant::now();
-    let mut users = Vec::with_capacity(members);
-    for i in 0..members {
-        let user = Uuid::now_v7().to_string();
-        client
-            .join_group(pb::JoinGroupRequest {
-                actor_id: user.clone(),
-                group_id: group.id.clone(),
+    println!("| measurement ({members} members) | n | p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    baselines(&mut client, &mut redis).await?;
+    cold(&mut client, &mut redis, &group).await?;
+    let hot: Vec<&String> = group.users.iter().take(200).collect();
+    warm(&mut client, &group, &hot).await?;
+    throughput(&client, &group, &hot).await?;
+
+    shutdown.cancel();
+    service.await??;
+    env.cleanup().await?;
+    Ok(())
+}
+
+/// The public group under test, its members and its private channel.
+struct Group {
+    users: Vec<String>,
+    general: String,
+    private: String,
+}
+
+impl Group {
+    async fn populate(client: &mut Client, members: usize) -> anyhow::Result<Group> {
+        let owner = Uuid::now_v7().to_string();
+        let group = client
+            .create_group(pb::CreateGroupRequest {
+                actor_id: owner.clone(),
+                name: "authorize bench".into(),
+                visibility: pb::Visibility::Public.into(),
+                ..Default::default()
             })
-            .await?;
-        users.push(user);
-        if (i + 1) % 500 == 0 {
-            eprintln!(
-                "  joined {}/{members} members ({:.0?})",
-                i + 1,
-                started.elapsed()
-            );
+            .await?
+            .into_inner();
+        let general = group.default_channel_id.clone();
+        let started = Instant::now();
+        let mut users = Vec::with_capacity(members);
+        for i in 0..members {
+            let user = Uuid::now_v7().to_string();
+            client
+                .join_group(pb::JoinGroupRequest {
+                    actor_id: user.clone(),
+                    group_id: group.id.clone(),
+                })
+                .await?;
+            users.push(user);
+            if (i + 1) % 500 == 0 {
+                eprintln!(
+                    "  joined {}/{members} members ({:.0?})",
+                    i + 1,
+                    started.elapsed()
+                );
+            }
         }
-    }
-    let private = client
-        .create_channel(pb::CreateChannelRequest {
-            actor_id: owner.clone(),
-            group_id: group.id.clone(),
-            name: "staff".into(),
-            visibility: pb::Visibility::Private.into(),
-            ..Default::default()
+        let private = client
+            .create_channel(pb::CreateChannelRequest {
+                actor_id: owner.clone(),
+                group_id: group.id.clone(),
+                name: "staff".into(),
+                visibility: pb::Visibility::Private.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Ok(Group {
+            users,
+            general,
+            private: private.id,
         })
-        .await?
-        .into_inner();
+    }
+}
 
-    let authorize = |user: &str, conversation: &str| pb::AuthorizeRequest {
+fn authorize(user: &str, conversation: &str) -> pb::AuthorizeRequest {
+    pb::AuthorizeRequest {
         user_id: user.to_owned(),
         conversation_id: conversation.to_owned(),
         action: pb::Action::PostMessage.into(),
         target_user_id: String::new(),
-    };
+    }
+}
 
-    println!("| measurement ({members} members) | n | p50 | p90 | p99 | max |");
-    println!("|---|---|---|---|---|---|");
-
+/// What any call costs at least: a gRPC round trip and a Redis one.
+async fn baselines(
+    client: &mut Client,
+    redis: &mut redis::aio::MultiplexedConnection,
+) -> anyhow::Result<()> {
     let mut samples = Vec::new();
     for _ in 0..WARM_SAMPLES {
         let t = Instant::now();
@@ -123,13 +160,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let _: () = redis.del(&probe).await?;
     row("baseline: Redis GET round trip", &mut samples);
+    Ok(())
+}
 
+async fn cold(
+    client: &mut Client,
+    redis: &mut redis::aio::MultiplexedConnection,
+    group: &Group,
+) -> anyhow::Result<()> {
+    let general = &group.general;
     // Cold facts first: every member is checked once, for the first time.
     let mut samples = Vec::new();
-    for user in &users {
+    for user in &group.users {
         let t = Instant::now();
         let answer = client
-            .authorize(authorize(user, &general))
+            .authorize(authorize(user, general))
             .await?
             .into_inner();
         samples.push(t.elapsed());
@@ -139,24 +184,26 @@ async fn main() -> anyhow::Result<()> {
 
     let conv_key = format!("groups:conv:{general}");
     let mut samples = Vec::new();
-    for user in users.iter().take(1000) {
+    for user in group.users.iter().take(1000) {
         let _: () = redis.del(&conv_key).await?;
         let t = Instant::now();
-        client.authorize(authorize(user, &general)).await?;
+        client.authorize(authorize(user, general)).await?;
         samples.push(t.elapsed());
     }
     row("Authorize, cold: conversation not cached", &mut samples);
+    Ok(())
+}
 
-    // Re-warm (the loop above stored only the group), then measure hits.
-    let hot: Vec<&String> = users.iter().take(200).collect();
-    for user in &hot {
-        client.authorize(authorize(user, &general)).await?;
+async fn warm(client: &mut Client, group: &Group, hot: &[&String]) -> anyhow::Result<()> {
+    // Re-warm (the cold loop stored only the group), then measure hits.
+    for user in hot {
+        client.authorize(authorize(user, &group.general)).await?;
     }
     let mut samples = Vec::new();
     for i in 0..WARM_SAMPLES {
         let t = Instant::now();
         let answer = client
-            .authorize(authorize(hot[i % hot.len()], &general))
+            .authorize(authorize(hot[i % hot.len()], &group.general))
             .await?
             .into_inner();
         samples.push(t.elapsed());
@@ -164,14 +211,14 @@ async fn main() -> anyhow::Result<()> {
     }
     row("Authorize, warm: allowed", &mut samples);
 
-    for user in &hot {
-        client.authorize(authorize(user, &private.id)).await?;
+    for user in hot {
+        client.authorize(authorize(user, &group.private)).await?;
     }
     let mut samples = Vec::new();
     for i in 0..WARM_SAMPLES {
         let t = Instant::now();
         let answer = client
-            .authorize(authorize(hot[i % hot.len()], &private.id))
+            .authorize(authorize(hot[i % hot.len()], &group.private))
             .await?
             .into_inner();
         samples.push(t.elapsed());
@@ -181,13 +228,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     row("Authorize, warm: denied (private channel)", &mut samples);
+    Ok(())
+}
 
+async fn throughput(client: &Client, group: &Group, hot: &[&String]) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut callers = Vec::new();
     for caller in 0..CONCURRENCY {
         let mut client = client.clone();
         let requests: Vec<_> = (0..THROUGHPUT_CALLS / CONCURRENCY)
-            .map(|i| authorize(hot[(caller * 7 + i) % hot.len()], &general))
+            .map(|i| authorize(hot[(caller * 7 + i) % hot.len()], &group.general))
             .collect();
         callers.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(requests.len());
@@ -212,10 +262,6 @@ async fn main() -> anyhow::Result<()> {
         "\nwarm throughput with {CONCURRENCY} concurrent callers: {:.0} checks/s",
         samples.len() as f64 / elapsed.as_secs_f64()
     );
-
-    shutdown.cancel();
-    service.await??;
-    env.cleanup().await?;
     Ok(())
 }
 

@@ -190,6 +190,3 @@ mod tests {
         assert!(Visibility::parse(9, Visibility::Public).is_err());
     }
 }
-
-#[cfg(test)]
-mod fuzz;

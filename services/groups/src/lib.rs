@@ -16,16 +16,18 @@ mod groups;
 mod grpc;
 mod members;
 pub mod permissions;
+#[cfg(test)]
+mod proptests;
 mod repo;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
+use messenger_proto::groups::v1::GroupsEvent;
 use messenger_proto::groups::v1::groups_service_server::GroupsServiceServer;
 use sqlx::migrate::Migrator;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-pub use events::TOPIC;
+use tonic::server::NamedService;
 
 pub const SCHEMA: &str = "groups";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/groups");
@@ -36,7 +38,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let backend =
+        Backend::start(&config, SCHEMA, &MIGRATOR, &[GroupsEvent::TOPIC], &shutdown).await?;
     let cache = cache::AuthzCache::new(redis::Client::open(config.redis.url())?);
     let service = grpc::GroupsGrpc {
         groups: groups::Groups {
@@ -49,9 +52,12 @@ pub async fn serve(
     reporter
         .set_serving::<GroupsServiceServer<grpc::GroupsGrpc>>()
         .await;
-    let router = rpc::server()
-        .add_service(health)
-        .add_service(GroupsServiceServer::new(service));
+    let router = rpc::with_reflection(
+        rpc::server()
+            .add_service(health)
+            .add_service(GroupsServiceServer::new(service)),
+        &[<GroupsServiceServer<grpc::GroupsGrpc> as NamedService>::NAME],
+    )?;
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
     backend.stop().await;
     served

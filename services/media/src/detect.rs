@@ -146,4 +146,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fuzz;
+mod proptests;

@@ -7,17 +7,6 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub const TOPIC: &str = "media.events.v1";
-
-fn event_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::MediaUploaded(_) => "messenger.media.v1.MediaUploaded",
-        Payload::ThumbnailReady(_) => "messenger.media.v1.ThumbnailReady",
-        Payload::ThumbnailFailed(_) => "messenger.media.v1.ThumbnailFailed",
-        Payload::MediaDeleted(_) => "messenger.media.v1.MediaDeleted",
-    }
-}
-
 pub async fn publish(
     conn: &mut PgConnection,
     media: Uuid,
@@ -25,9 +14,9 @@ pub async fn publish(
     payload: Payload,
 ) -> sqlx::Result<()> {
     let envelope = DomainEvent {
-        topic: TOPIC,
+        topic: Payload::TOPIC.name(),
         aggregate_id: media.to_string(),
-        event_type: event_type(&payload),
+        event_type: payload.event_type(),
         occurred_at: OffsetDateTime::now_utc(),
     };
     outbox::enqueue_domain_event(conn, envelope, |meta| MediaEvent {

@@ -16,13 +16,13 @@ mod worker;
 use messenger_platform::backend::Backend;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
+use messenger_proto::media::v1::MediaEvent;
 use messenger_proto::media::v1::media_service_server::MediaServiceServer;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-pub use events::TOPIC;
+use tonic::server::NamedService;
 
 pub const SCHEMA: &str = "media";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/media");
@@ -34,7 +34,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let storage = storage::Storage::from_url(&config.media.storage_url)?;
-    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let backend =
+        Backend::start(&config, SCHEMA, &MIGRATOR, &[MediaEvent::TOPIC], &shutdown).await?;
     let timeout = Duration::from_millis(config.grpc.timeout_ms);
     let media = media::Media {
         pool: backend.pool.clone(),
@@ -58,9 +59,12 @@ pub async fn serve(
         .set_serving::<MediaServiceServer<grpc::MediaGrpc>>()
         .await;
     // An upload call lasts as long as the client takes to send the file.
-    let router = rpc::server_with_call_limit(config.media_upload_timeout())
-        .add_service(health)
-        .add_service(MediaServiceServer::new(grpc::MediaGrpc { media }));
+    let router = rpc::with_reflection(
+        rpc::server_with_call_limit(config.media_upload_timeout())
+            .add_service(health)
+            .add_service(MediaServiceServer::new(grpc::MediaGrpc { media })),
+        &[<MediaServiceServer<grpc::MediaGrpc> as NamedService>::NAME],
+    )?;
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
     if let Some(worker) = worker {
         let _ = worker.await;

@@ -46,28 +46,34 @@ impl Media {
     where
         S: futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
     {
-        use futures::StreamExt;
         let largest = self.largest_upload();
         if start.content_length > largest {
             return Err(Error::TooLarge(format!(
                 "uploads are limited to {largest} bytes"
             )));
         }
-        let mut head = Vec::new();
-        let mut ended = false;
-        while head.len() < SNIFF_BYTES {
-            match chunks.next().await {
-                Some(chunk) => head.extend_from_slice(&chunk?),
-                None => {
-                    ended = true;
-                    break;
-                }
-            }
-        }
+        let (head, ended) = read_head(&mut chunks).await?;
+        let sniffed = self.sniff(&start, &head)?;
+        let temporary = storage::temporary(Uuid::now_v7());
+        let (size, sha256) = self
+            .write_temporary(&temporary, &start, &sniffed, head, ended, &mut chunks)
+            .await?;
+        let id = Uuid::now_v7();
+        let row = self
+            .store(id, &start, &sniffed, &temporary, size, &sha256)
+            .await?;
+        metrics::counter!("media_uploaded_bytes_total").increment(size);
+        tracing::info!(media_id = %id, mime = %sniffed.mime, size, "media uploaded");
+        Ok(row)
+    }
+
+    /// Decides from the file's first bytes what it is and refuses it early
+    /// when it is not allowed, too large or an image of too many pixels.
+    fn sniff(&self, start: &UploadStart, head: &[u8]) -> Result<Sniffed> {
         if head.is_empty() {
             return Err(Error::invalid("file", "the file is empty"));
         }
-        let (mime, kind) = detect::classify(&head, &start.declared_type)?;
+        let (mime, kind) = detect::classify(head, &start.declared_type)?;
         let limit = match kind {
             Kind::Image => self.limits.max_image_bytes,
             Kind::File => self.limits.max_file_bytes,
@@ -78,25 +84,51 @@ impl Media {
             )));
         }
         let dimensions = match kind {
-            Kind::Image => {
-                let (width, height) =
-                    process::dimensions(&head).map_err(|reason| Error::invalid("file", reason))?;
-                if process::too_many_pixels(width, height, self.limits.max_image_pixels) {
-                    return Err(Error::invalid(
-                        "file",
-                        format!(
-                            "{width}x{height} pixels is more than the {} allowed",
-                            self.limits.max_image_pixels
-                        ),
-                    ));
-                }
-                Some((width, height))
-            }
+            Kind::Image => Some(self.image_dimensions(head)?),
             Kind::File => None,
         };
+        Ok(Sniffed {
+            mime,
+            kind,
+            limit,
+            dimensions,
+        })
+    }
 
-        let temporary = storage::temporary(Uuid::now_v7());
-        let mut writer = self.storage.writer(&temporary).await?;
+    /// Width and height from an image's first bytes, refused beyond the
+    /// pixel allowance before anything is stored or decoded.
+    fn image_dimensions(&self, head: &[u8]) -> Result<(u32, u32)> {
+        let (width, height) =
+            process::dimensions(head).map_err(|reason| Error::invalid("file", reason))?;
+        if process::too_many_pixels(width, height, self.limits.max_image_pixels) {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "{width}x{height} pixels is more than the {} allowed",
+                    self.limits.max_image_pixels
+                ),
+            ));
+        }
+        Ok((width, height))
+    }
+
+    /// Writes the whole file to `temporary`, hashing it on the way, and
+    /// returns its size and SHA-256. Whatever goes wrong, nothing is kept.
+    async fn write_temporary<S>(
+        &self,
+        temporary: &object_store::path::Path,
+        start: &UploadStart,
+        sniffed: &Sniffed,
+        head: Vec<u8>,
+        ended: bool,
+        chunks: &mut S,
+    ) -> Result<(u64, String)>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
+    {
+        use futures::StreamExt;
+        let (mime, limit) = (sniffed.mime, sniffed.limit);
+        let mut writer = self.storage.writer(temporary).await?;
         let mut hasher = Sha256::new();
         let mut size = head.len() as u64;
         hasher.update(&head);
@@ -132,29 +164,43 @@ impl Media {
             return Err(err);
         }
         writer.finish().await?;
-        let sha256 = hex::encode(hasher.finalize());
-        let id = Uuid::now_v7();
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+
+    /// Moves the written file to its content address and records it, under
+    /// the content lock so that a concurrent delete of the same bytes
+    /// cannot remove the blob this upload relies on.
+    async fn store(
+        &self,
+        id: Uuid,
+        start: &UploadStart,
+        sniffed: &Sniffed,
+        temporary: &object_store::path::Path,
+        size: u64,
+        sha256: &str,
+    ) -> Result<MediaRow> {
         let mut tx = self.pool.begin().await?;
-        repo::lock_content(&mut tx, &sha256).await?;
-        let blob = storage::blob(&sha256);
-        if let Err(err) = self.storage.promote(&temporary, &blob).await {
-            let _ = self.storage.delete(&temporary).await;
+        repo::lock_content(&mut tx, sha256).await?;
+        let blob = storage::blob(sha256);
+        if let Err(err) = self.storage.promote(temporary, &blob).await {
+            let _ = self.storage.delete(temporary).await;
             return Err(err.into());
         }
         // Acknowledged uploads must survive a crash of the host.
         self.storage.make_durable(&blob).await?;
+        let dimensions = sniffed.dimensions;
         let row = repo::insert(
             &mut tx,
             NewMedia {
                 id,
                 owner_id: start.owner,
                 filename: &start.filename,
-                content_type: mime,
+                content_type: sniffed.mime,
                 size: i64::try_from(size).unwrap_or(i64::MAX),
-                sha256: &sha256,
+                sha256,
                 width: dimensions.and_then(|(w, _)| i32::try_from(w).ok()),
                 height: dimensions.and_then(|(_, h)| i32::try_from(h).ok()),
-                state: if kind == Kind::Image {
+                state: if sniffed.kind == Kind::Image {
                     "pending"
                 } else {
                     "ready"
@@ -172,8 +218,6 @@ impl Media {
         )
         .await?;
         tx.commit().await?;
-        metrics::counter!("media_uploaded_bytes_total").increment(size);
-        tracing::info!(media_id = %id, %mime, size, "media uploaded");
         Ok(row)
     }
 
@@ -308,4 +352,31 @@ impl Media {
         }
         Ok(rows)
     }
+}
+
+/// What an upload's first bytes showed it to be.
+struct Sniffed {
+    mime: &'static str,
+    kind: Kind,
+    /// Most bytes allowed for this kind of file.
+    limit: u64,
+    /// Width and height, for images.
+    dimensions: Option<(u32, u32)>,
+}
+
+/// Reads chunks until the type can be told from the bytes read; `true`
+/// when that was the whole file.
+async fn read_head<S>(chunks: &mut S) -> Result<(Vec<u8>, bool)>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    use futures::StreamExt;
+    let mut head = Vec::new();
+    while head.len() < SNIFF_BYTES {
+        match chunks.next().await {
+            Some(chunk) => head.extend_from_slice(&chunk?),
+            None => return Ok((head, true)),
+        }
+    }
+    Ok((head, false))
 }

@@ -17,10 +17,13 @@ use rdkafka::consumer::Consumer;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The worker's consumer group, which also names its client and metrics.
+const GROUP: &str = "media-thumbnailer";
+
 pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     let kafka = &config.kafka;
-    let topic = kafka.topic(events::TOPIC);
-    let group = kafka.topic("media-thumbnailer");
+    let topic = kafka.topic(MediaEvent::TOPIC.name());
+    let group = kafka.topic(GROUP);
     tokio::spawn(messenger_platform::kafka::report_lag(
         kafka.clone(),
         group.clone(),
@@ -33,7 +36,7 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
         let fatal = consume(&consumer, &media, &config, &shutdown).await;
         messenger_platform::kafka::close_consumer(consumer).await;
         match fatal {
-            Some(reason) => messenger_platform::kafka::note_rebuild("media-thumbnailer", &reason),
+            Some(reason) => messenger_platform::kafka::note_rebuild(GROUP, &reason),
             None => break,
         }
     }
@@ -51,7 +54,7 @@ async fn start_consumer(
     let consumer = loop {
         let attempt = async {
             messenger_platform::kafka::ensure_topics(kafka, &[topic.to_owned()]).await?;
-            let consumer = messenger_platform::kafka::consumer(kafka, group, "media-thumbnailer")?;
+            let consumer = messenger_platform::kafka::consumer(kafka, group, GROUP)?;
             consumer.subscribe(&[topic])?;
             anyhow::Ok(consumer)
         };

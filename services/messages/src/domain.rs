@@ -300,4 +300,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fuzz;
+mod proptests;

@@ -8,22 +8,6 @@ use messenger_proto::messages::v1::{MessagesEvent, messages_event::Payload};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-/// The one topic this service publishes.
-pub const TOPIC: &str = "messages.events.v1";
-
-fn event_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::MessageCreated(_) => "messenger.messages.v1.MessageCreated",
-        Payload::MessageEdited(_) => "messenger.messages.v1.MessageEdited",
-        Payload::MessageDeleted(_) => "messenger.messages.v1.MessageDeleted",
-        Payload::ReactionAdded(_) => "messenger.messages.v1.ReactionAdded",
-        Payload::ReactionRemoved(_) => "messenger.messages.v1.ReactionRemoved",
-        Payload::ReadPositionMoved(_) => "messenger.messages.v1.ReadPositionMoved",
-        Payload::ThreadUpdated(_) => "messenger.messages.v1.ThreadUpdated",
-        Payload::NotificationCreated(_) => "messenger.messages.v1.NotificationCreated",
-    }
-}
-
 pub async fn publish(
     conn: &mut PgConnection,
     channel: ChannelId,
@@ -31,9 +15,9 @@ pub async fn publish(
     payload: Payload,
 ) -> sqlx::Result<()> {
     let envelope = DomainEvent {
-        topic: TOPIC,
+        topic: Payload::TOPIC.name(),
         aggregate_id: channel.to_string(),
-        event_type: event_type(&payload),
+        event_type: payload.event_type(),
         occurred_at: OffsetDateTime::now_utc(),
     };
     outbox::enqueue_domain_event(conn, envelope, |meta| MessagesEvent {

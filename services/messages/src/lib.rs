@@ -19,13 +19,13 @@ mod send;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
+use messenger_proto::messages::v1::MessagesEvent;
 use messenger_proto::messages::v1::messages_service_server::MessagesServiceServer;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-pub use events::TOPIC;
+use tonic::server::NamedService;
 
 pub const SCHEMA: &str = "messages";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/messages");
@@ -39,7 +39,14 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let backend = Backend::start(
+        &config,
+        SCHEMA,
+        &MIGRATOR,
+        &[MessagesEvent::TOPIC],
+        &shutdown,
+    )
+    .await?;
     let service = grpc::MessagesGrpc {
         messages: messages::Messages {
             pool: backend.pool.clone(),
@@ -52,9 +59,12 @@ pub async fn serve(
     reporter
         .set_serving::<MessagesServiceServer<grpc::MessagesGrpc>>()
         .await;
-    let router = rpc::server()
-        .add_service(health)
-        .add_service(MessagesServiceServer::new(service));
+    let router = rpc::with_reflection(
+        rpc::server()
+            .add_service(health)
+            .add_service(MessagesServiceServer::new(service)),
+        &[<MessagesServiceServer<grpc::MessagesGrpc> as NamedService>::NAME],
+    )?;
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
     pruner.abort();
     backend.stop().await;

@@ -5,7 +5,7 @@
 use crate::domain::{ChannelId, Content, GroupId, MessageId, UserId};
 use crate::error::{Error, Result};
 use crate::events;
-use crate::notify::{Kind, Recipients};
+use crate::notify::{self, Kind, Recipients};
 use crate::peers::{Action, Peers};
 use crate::repo::{self, EditRow, MessageRow};
 use messenger_proto::messages::v1::{self as pb, messages_event::Payload};
@@ -222,7 +222,7 @@ impl Messages {
         let newly: Vec<Uuid> = if content.mentioned_usernames().is_empty() {
             Vec::new()
         } else {
-            self.recipients(actor, access, &content, None)
+            notify::recipients(&self.peers, actor, access, &content, None)
                 .await?
                 .mentioned
                 .into_iter()
@@ -262,7 +262,7 @@ impl Messages {
         )
         .await?;
         let notify = newly.iter().map(|user| (*user, Kind::Mention)).collect();
-        self.notify(
+        notify::store(
             &mut tx,
             &edited,
             Recipients {

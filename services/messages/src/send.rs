@@ -9,10 +9,11 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::events;
 use crate::messages::Messages;
-use crate::notify::Recipients;
-use crate::peers::Action;
-use crate::repo::{self, MessageRow, NewMessage, NewNotifications};
+use crate::notify::{self, Recipients};
+use crate::peers::{Access, Action};
+use crate::repo::{self, MessageRow, NewAttachment, NewMessage};
 use messenger_proto::messages::v1::{self as pb, messages_event::Payload};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,26 +34,103 @@ pub struct Sent {
     pub created: bool,
 }
 
+/// Everything a send needs that is asked of other services or read before
+/// its transaction: nothing is held open while peers answer.
+struct Prepared {
+    channel: ChannelId,
+    access: Access,
+    replied: Option<MessageRow>,
+    attachments: Vec<NewAttachment>,
+    recipients: Recipients,
+}
+
 impl Messages {
     pub async fn send(&self, author: UserId, input: SendInput) -> Result<Sent> {
-        if let Some(key) = &input.key {
-            let mut conn = self.pool.acquire().await?;
-            if let Some(message) = repo::message_by_key(&mut conn, author.0, key.as_str()).await? {
-                return Ok(Sent {
-                    message,
-                    created: false,
-                });
-            }
+        if let Some(key) = &input.key
+            && let Some(message) = self.sent_before(author, key).await?
+        {
+            return Ok(Sent {
+                message,
+                created: false,
+            });
         }
-        if input.content.is_empty() && input.attachments.is_empty() {
-            return Err(Error::invalid("content", "must not be empty"));
+        check_shape(&input)?;
+        let prepared = self.prepare(author, &input).await?;
+
+        let id = Uuid::now_v7();
+        let now = OffsetDateTime::now_utc();
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = &input.key
+            && !repo::claim_key(&mut tx, author.0, key.as_str(), id).await?
+        {
+            // A concurrent attempt with the same key committed first.
+            tx.rollback().await?;
+            return self.sent_concurrently(author, key).await;
         }
-        if input.attachments.len() > MAX_ATTACHMENTS {
-            return Err(Error::invalid(
-                "attachments",
-                format!("at most {MAX_ATTACHMENTS} per message"),
-            ));
-        }
+        let message = store(&mut tx, author, &input, &prepared, id, now).await?;
+        notify::store(&mut tx, &message, prepared.recipients, &input.content).await?;
+        tx.commit().await?;
+        metrics::counter!("messages_sent_total").increment(1);
+        Ok(Sent {
+            message,
+            created: true,
+        })
+    }
+
+    /// The message an earlier attempt with `key` stored, if any.
+    async fn sent_before(
+        &self,
+        author: UserId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<MessageRow>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(repo::message_by_key(&mut conn, author.0, key.as_str()).await?)
+    }
+
+    /// The answer when a concurrent attempt claimed `key` first: its
+    /// message once it has committed.
+    async fn sent_concurrently(&self, author: UserId, key: &IdempotencyKey) -> Result<Sent> {
+        let mut conn = self.pool.acquire().await?;
+        let message = repo::message_by_key(&mut conn, author.0, key.as_str())
+            .await?
+            .ok_or_else(|| {
+                Error::conflict("a request with this idempotency key is in progress, retry")
+            })?;
+        Ok(Sent {
+            message,
+            created: false,
+        })
+    }
+
+    /// Authorizes the send and gathers what it stores, in the order the
+    /// checks have always answered: the first refusal wins.
+    async fn prepare(&self, author: UserId, input: &SendInput) -> Result<Prepared> {
+        let (channel, access) = self.target(author, input).await?;
+        let replied = self.replied(channel, input.reply_to).await?;
+        let attachments = if input.attachments.is_empty() {
+            Vec::new()
+        } else {
+            self.peers.attachable(author, &input.attachments).await?
+        };
+        let recipients = notify::recipients(
+            &self.peers,
+            author,
+            access,
+            &input.content,
+            replied.as_ref(),
+        )
+        .await?;
+        Ok(Prepared {
+            channel,
+            access,
+            replied,
+            attachments,
+            recipients,
+        })
+    }
+
+    /// The channel the message goes to, and what the author may do there.
+    async fn target(&self, author: UserId, input: &SendInput) -> Result<(ChannelId, Access)> {
         let channel = match (input.channel, input.group) {
             (Some(channel), _) => channel,
             (None, Some(group)) => self.peers.default_channel(author, group).await?,
@@ -73,157 +151,120 @@ impl Messages {
                 "the channel does not belong to this group",
             ));
         }
-        let mut conn = self.pool.acquire().await?;
-        let replied = match input.reply_to {
-            Some(id) => {
-                let parent = repo::message(&mut conn, id.0)
-                    .await?
-                    .filter(|parent| parent.channel_id == channel.0)
-                    .ok_or_else(|| Error::invalid("reply_to", "no such message in this channel"))?;
-                Some(parent)
-            }
-            None => None,
-        };
-        drop(conn);
-        let attachments = if input.attachments.is_empty() {
-            Vec::new()
-        } else {
-            self.peers.attachable(author, &input.attachments).await?
-        };
-        let recipients = self
-            .recipients(author, access, &input.content, replied.as_ref())
-            .await?;
-
-        let id = Uuid::now_v7();
-        let now = OffsetDateTime::now_utc();
-        let mut tx = self.pool.begin().await?;
-        if let Some(key) = &input.key
-            && !repo::claim_key(&mut tx, author.0, key.as_str(), id).await?
-        {
-            // A concurrent attempt with the same key committed first.
-            tx.rollback().await?;
-            let mut conn = self.pool.acquire().await?;
-            let message = repo::message_by_key(&mut conn, author.0, key.as_str())
-                .await?
-                .ok_or_else(|| {
-                    Error::conflict("a request with this idempotency key is in progress, retry")
-                })?;
-            return Ok(Sent {
-                message,
-                created: false,
-            });
-        }
-        let seq = repo::next_seq(&mut tx, channel.0, access.group_id.0).await?;
-        let thread_root = replied
-            .as_ref()
-            .map(|parent| parent.thread_root_id.unwrap_or(parent.id));
-        repo::insert_message(
-            &mut tx,
-            NewMessage {
-                id,
-                channel_id: channel.0,
-                group_id: access.group_id.0,
-                seq,
-                author_id: author.0,
-                kind: input.kind.as_str(),
-                content: input.content.as_str(),
-                reply_to: replied.as_ref().map(|parent| parent.id),
-                thread_root_id: thread_root,
-                mention_ids: &recipients.mentioned,
-                client_id: input.key.as_ref().map(IdempotencyKey::as_str),
-                created_at: now,
-            },
-        )
-        .await?;
-        repo::insert_attachments(&mut tx, id, &attachments).await?;
-        // Your own message is read by you: it never counts as unread.
-        repo::advance(&mut tx, channel.0, author.0, seq, id).await?;
-        let message = repo::message(&mut tx, id)
-            .await?
-            .ok_or(Error::NotFound("message"))?;
-        events::publish(
-            &mut tx,
-            channel,
-            author,
-            Payload::MessageCreated(pb::MessageCreated {
-                message: Some(crate::convert::message(message.clone(), Vec::new())),
-            }),
-        )
-        .await?;
-        if let Some(root) = thread_root {
-            let thread = repo::count_reply(&mut tx, root, now).await?;
-            events::publish(
-                &mut tx,
-                channel,
-                author,
-                Payload::ThreadUpdated(pb::ThreadUpdated {
-                    group_id: access.group_id.to_string(),
-                    channel_id: channel.to_string(),
-                    root_id: root.to_string(),
-                    seq: u64::try_from(thread.seq).unwrap_or(0),
-                    reply_count: u32::try_from(thread.reply_count).unwrap_or(0),
-                    last_reply_at: thread.last_reply_at.map(crate::convert::timestamp),
-                }),
-            )
-            .await?;
-        }
-        self.notify(&mut tx, &message, recipients, &input.content)
-            .await?;
-        tx.commit().await?;
-        metrics::counter!("messages_sent_total").increment(1);
-        Ok(Sent {
-            message,
-            created: true,
-        })
+        Ok((channel, access))
     }
 
-    /// Stores the notifications of `recipients` and publishes each.
-    pub(crate) async fn notify(
+    /// The message replied to, which must be in the same channel.
+    async fn replied(
         &self,
-        tx: &mut sqlx::PgConnection,
-        message: &MessageRow,
-        recipients: Recipients,
-        content: &Content,
-    ) -> Result<()> {
-        if recipients.notify.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<Uuid> = recipients.notify.iter().map(|_| Uuid::now_v7()).collect();
-        let users: Vec<Uuid> = recipients.notify.iter().map(|(user, _)| *user).collect();
-        let kinds: Vec<String> = recipients
-            .notify
-            .iter()
-            .map(|(_, kind)| kind.as_str().to_owned())
-            .collect();
-        let excerpt = content.excerpt(200);
-        let rows = repo::insert(
-            tx,
-            NewNotifications {
-                ids: &ids,
-                users: &users,
-                kinds: &kinds,
-                message_id: message.id,
-                channel_id: message.channel_id,
-                group_id: message.group_id,
-                seq: message.seq,
-                actor_id: message.author_id,
-                excerpt: &excerpt,
-                created_at: message.created_at,
-            },
-        )
-        .await?;
-        for row in rows {
-            events::publish(
-                tx,
-                ChannelId(message.channel_id),
-                UserId(message.author_id),
-                Payload::NotificationCreated(pb::NotificationCreated {
-                    seq: u64::try_from(row.seq).unwrap_or(0),
-                    notification: Some(crate::convert::notification(row)),
-                }),
-            )
-            .await?;
-        }
-        Ok(())
+        channel: ChannelId,
+        reply_to: Option<MessageId>,
+    ) -> Result<Option<MessageRow>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(id) = reply_to else {
+            return Ok(None);
+        };
+        let parent = repo::message(&mut conn, id.0)
+            .await?
+            .filter(|parent| parent.channel_id == channel.0)
+            .ok_or_else(|| Error::invalid("reply_to", "no such message in this channel"))?;
+        Ok(Some(parent))
     }
+}
+
+/// Refuses a message with nothing in it or too much attached.
+fn check_shape(input: &SendInput) -> Result<()> {
+    if input.content.is_empty() && input.attachments.is_empty() {
+        return Err(Error::invalid("content", "must not be empty"));
+    }
+    if input.attachments.len() > MAX_ATTACHMENTS {
+        return Err(Error::invalid(
+            "attachments",
+            format!("at most {MAX_ATTACHMENTS} per message"),
+        ));
+    }
+    Ok(())
+}
+
+/// Stores the message with its attachments, moves the author's read
+/// position past it and announces it (and its thread's new counters).
+async fn store(
+    tx: &mut PgConnection,
+    author: UserId,
+    input: &SendInput,
+    prepared: &Prepared,
+    id: Uuid,
+    now: OffsetDateTime,
+) -> Result<MessageRow> {
+    let (channel, group) = (prepared.channel, prepared.access.group_id);
+    let seq = repo::next_seq(tx, channel.0, group.0).await?;
+    let thread_root = prepared
+        .replied
+        .as_ref()
+        .map(|parent| parent.thread_root_id.unwrap_or(parent.id));
+    repo::insert_message(
+        tx,
+        NewMessage {
+            id,
+            channel_id: channel.0,
+            group_id: group.0,
+            seq,
+            author_id: author.0,
+            kind: input.kind.as_str(),
+            content: input.content.as_str(),
+            reply_to: prepared.replied.as_ref().map(|parent| parent.id),
+            thread_root_id: thread_root,
+            mention_ids: &prepared.recipients.mentioned,
+            client_id: input.key.as_ref().map(IdempotencyKey::as_str),
+            created_at: now,
+        },
+    )
+    .await?;
+    repo::insert_attachments(tx, id, &prepared.attachments).await?;
+    // Your own message is read by you: it never counts as unread.
+    repo::advance(tx, channel.0, author.0, seq, id).await?;
+    let message = repo::message(tx, id)
+        .await?
+        .ok_or(Error::NotFound("message"))?;
+    events::publish(
+        tx,
+        channel,
+        author,
+        Payload::MessageCreated(pb::MessageCreated {
+            message: Some(crate::convert::message(message.clone(), Vec::new())),
+        }),
+    )
+    .await?;
+    if let Some(root) = thread_root {
+        count_reply(tx, channel, group, author, root, now).await?;
+    }
+    Ok(message)
+}
+
+/// Counts a new reply in the thread under `root` and announces the
+/// thread's new counters.
+async fn count_reply(
+    tx: &mut PgConnection,
+    channel: ChannelId,
+    group: GroupId,
+    author: UserId,
+    root: Uuid,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let thread = repo::count_reply(tx, root, now).await?;
+    events::publish(
+        tx,
+        channel,
+        author,
+        Payload::ThreadUpdated(pb::ThreadUpdated {
+            group_id: group.to_string(),
+            channel_id: channel.to_string(),
+            root_id: root.to_string(),
+            seq: u64::try_from(thread.seq).unwrap_or(0),
+            reply_count: u32::try_from(thread.reply_count).unwrap_or(0),
+            last_reply_at: thread.last_reply_at.map(crate::convert::timestamp),
+        }),
+    )
+    .await?;
+    Ok(())
 }

@@ -67,6 +67,8 @@ const LAST: &[&str] = &[
     "nikolaeva",
 ];
 
+type Client = UsersServiceClient<Channel>;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let users: i64 = std::env::args()
@@ -94,6 +96,25 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let pool = env.pool("users").await?;
+    seed(&pool, users).await?;
+    let some_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_one(&pool)
+        .await?;
+
+    println!("| request ({users} users, limit 20, 30 runs) | matches on page | p50 | p95 | max |");
+    println!("|---|---|---|---|---|");
+    baseline(&mut client, some_id).await?;
+    searches(&mut client).await?;
+    shutdown.cancel();
+    service.await??;
+    pool.close().await;
+    env.cleanup().await?;
+    Ok(())
+}
+
+/// Inserts `users` generated accounts in batches, then refreshes the
+/// planner's statistics.
+async fn seed(pool: &sqlx::PgPool, users: i64) -> anyhow::Result<()> {
     let first = FIRST.join(",");
     let last = LAST.join(",");
     let started = Instant::now();
@@ -115,29 +136,29 @@ async fn main() -> anyhow::Result<()> {
         .bind(&last)
         .bind(FIRST.len() as i64)
         .bind(LAST.len() as i64)
-        .execute(&pool)
+        .execute(pool)
         .await?;
         done = upto;
         eprintln!("  seeded {done}/{users} users ({:.0?})", started.elapsed());
     }
-    sqlx::query("ANALYZE users").execute(&pool).await?;
-    let some_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
-        .fetch_one(&pool)
-        .await?;
+    sqlx::query("ANALYZE users").execute(pool).await?;
+    Ok(())
+}
 
-    println!("| request ({users} users, limit 20, 30 runs) | matches on page | p50 | p95 | max |");
-    println!("|---|---|---|---|---|");
+async fn baseline(client: &mut Client, id: uuid::Uuid) -> anyhow::Result<()> {
     let mut baseline = Vec::new();
     for _ in 0..30 {
         let t = Instant::now();
         client
-            .get_user(pb::GetUserRequest {
-                id: some_id.to_string(),
-            })
+            .get_user(pb::GetUserRequest { id: id.to_string() })
             .await?;
         baseline.push(t.elapsed());
     }
     row("baseline: GetUser by primary key", 1, &mut baseline);
+    Ok(())
+}
+
+async fn searches(client: &mut Client) -> anyhow::Result<()> {
     for (label, query) in [
         ("prefix, common: \"anna_iv\"", "anna_iv"),
         ("prefix, display name: \"tatiana\"", "tatiana"),
@@ -163,10 +184,6 @@ async fn main() -> anyhow::Result<()> {
         }
         row(label, found, &mut samples);
     }
-    shutdown.cancel();
-    service.await??;
-    pool.close().await;
-    env.cleanup().await?;
     Ok(())
 }
 

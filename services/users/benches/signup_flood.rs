@@ -28,8 +28,51 @@ async fn main() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    let mut child = spawn_service(&env, port)?;
+    let pid = child.id();
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect_lazy();
+    let client = UsersServiceClient::new(channel);
+    wait_up(&client).await?;
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = messenger_testkit::resident_memory(pid).unwrap_or(0);
+    let one = Instant::now();
+    sign_up(&client, "flood_first").await?;
+    let single = one.elapsed();
+    let after_one = messenger_testkit::resident_memory(pid).unwrap_or(0);
+
+    let flood = flood(&client, concurrent, pid, after_one).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = messenger_testkit::resident_memory(pid).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    env.cleanup().await?;
+
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!("users service RSS, shipped argon2 cost (19 MiB, 2 iterations):");
+    println!("  baseline idle:               {:7.1} MiB", mib(idle));
+    println!(
+        "  baseline after one sign-up:  {:7.1} MiB ({} ms)",
+        mib(after_one),
+        single.as_millis()
+    );
+    println!(
+        "  peak during {concurrent} concurrent:  {:7.1} MiB",
+        mib(flood.peak)
+    );
+    println!("  2 s after the flood:         {:7.1} MiB", mib(after));
+    println!(
+        "  {concurrent} accounts in {:.1} s, {} refusals (503 + Retry-After) retried",
+        flood.took.as_secs_f64(),
+        flood.refusals
+    );
+    Ok(())
+}
+
+/// The users service as its own process, so that its memory is its own.
+fn spawn_service(env: &TestEnv, port: u16) -> std::io::Result<std::process::Child> {
     let config = &env.config;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_messenger-users"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_messenger-users"))
         .env("DB_HOST", &config.database.host)
         .env("DB_PORT", config.database.port.to_string())
         .env("DB_USER", &config.database.user)
@@ -44,20 +87,27 @@ async fn main() -> anyhow::Result<()> {
         .env_remove("PASSWORD_HASH_MEMORY_KIB")
         .env_remove("PASSWORD_HASH_ITERATIONS")
         .stdout(std::process::Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect_lazy();
-    let client = UsersServiceClient::new(channel);
-    wait_up(&client).await?;
+        .spawn()
+}
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = messenger_testkit::resident_memory(pid).unwrap_or(0);
-    let one = Instant::now();
-    sign_up(&client, "flood_first").await?;
-    let single = one.elapsed();
-    let after_one = messenger_testkit::resident_memory(pid).unwrap_or(0);
+/// What the flood came to.
+struct Flood {
+    /// Most resident memory sampled while it ran (at least `floor`).
+    peak: u64,
+    /// Sign-ups refused as overload, each retried.
+    refusals: u64,
+    took: Duration,
+}
 
-    let peak = Arc::new(AtomicU64::new(after_one));
+/// Signs up `concurrent` accounts at once, retrying refusals, while
+/// sampling the resident memory of `pid`.
+async fn flood(
+    client: &UsersServiceClient<Channel>,
+    concurrent: usize,
+    pid: u32,
+    floor: u64,
+) -> anyhow::Result<Flood> {
+    let peak = Arc::new(AtomicU64::new(floor));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let (peak, sampling) = (peak.clone(), sampling.clone());
@@ -89,33 +139,14 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     let refusals: u64 = futures::future::try_join_all(calls).await?.iter().sum();
-    let flood = started.elapsed();
+    let took = started.elapsed();
     sampling.store(false, Ordering::Relaxed);
     sampler.await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = messenger_testkit::resident_memory(pid).unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
-    env.cleanup().await?;
-
-    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
-    println!("users service RSS, shipped argon2 cost (19 MiB, 2 iterations):");
-    println!("  baseline idle:               {:7.1} MiB", mib(idle));
-    println!(
-        "  baseline after one sign-up:  {:7.1} MiB ({} ms)",
-        mib(after_one),
-        single.as_millis()
-    );
-    println!(
-        "  peak during {concurrent} concurrent:  {:7.1} MiB",
-        mib(peak.load(Ordering::Relaxed))
-    );
-    println!("  2 s after the flood:         {:7.1} MiB", mib(after));
-    println!(
-        "  {concurrent} accounts in {:.1} s, {refusals} refusals (503 + Retry-After) retried",
-        flood.as_secs_f64()
-    );
-    Ok(())
+    Ok(Flood {
+        peak: peak.load(Ordering::Relaxed),
+        refusals,
+        took,
+    })
 }
 
 async fn sign_up(client: &UsersServiceClient<Channel>, name: &str) -> Result<(), tonic::Status> {

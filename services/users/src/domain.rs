@@ -276,6 +276,3 @@ mod tests {
         assert!(PageSize::parse(101).is_err());
     }
 }
-
-#[cfg(test)]
-mod fuzz;

@@ -7,23 +7,13 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The one topic this service publishes.
-pub const TOPIC: &str = "users.events.v1";
-
 pub async fn user_registered(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
     let payload = user_event::Payload::UserRegistered(UserRegistered {
         user_id: user.id.to_string(),
         username: user.username.clone(),
         display_name: user.display_name.clone(),
     });
-    publish(
-        conn,
-        user.id,
-        "messenger.users.v1.UserRegistered",
-        user.created_at,
-        payload,
-    )
-    .await
+    publish(conn, user.id, user.created_at, payload).await
 }
 
 pub async fn profile_updated(conn: &mut PgConnection, user: &UserRow) -> sqlx::Result<()> {
@@ -36,27 +26,19 @@ pub async fn profile_updated(conn: &mut PgConnection, user: &UserRow) -> sqlx::R
             .map(|id| id.to_string())
             .unwrap_or_default(),
     });
-    publish(
-        conn,
-        user.id,
-        "messenger.users.v1.UserProfileUpdated",
-        user.updated_at,
-        payload,
-    )
-    .await
+    publish(conn, user.id, user.updated_at, payload).await
 }
 
 async fn publish(
     conn: &mut PgConnection,
     user_id: Uuid,
-    event_type: &'static str,
     occurred_at: OffsetDateTime,
     payload: user_event::Payload,
 ) -> sqlx::Result<()> {
     let envelope = DomainEvent {
-        topic: TOPIC,
+        topic: user_event::Payload::TOPIC.name(),
         aggregate_id: user_id.to_string(),
-        event_type,
+        event_type: payload.event_type(),
         occurred_at,
     };
     outbox::enqueue_domain_event(conn, envelope, |meta| UserEvent {

@@ -9,17 +9,19 @@ mod error;
 pub mod events;
 mod grpc;
 mod password;
+#[cfg(test)]
+mod proptests;
 mod repo;
 mod search;
 mod sessions;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
+use messenger_proto::users::v1::UserEvent;
 use messenger_proto::users::v1::users_service_server::UsersServiceServer;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
-
-pub use events::TOPIC;
+use tonic::server::NamedService;
 
 pub const SCHEMA: &str = "users";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/users");
@@ -31,7 +33,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, &[TOPIC], &shutdown).await?;
+    let backend =
+        Backend::start(&config, SCHEMA, &MIGRATOR, &[UserEvent::TOPIC], &shutdown).await?;
     let hasher = password::Hasher::new(&config.passwords)?;
     let service = grpc::UsersGrpc {
         accounts: accounts::Accounts::new(
@@ -46,9 +49,12 @@ pub async fn serve(
     reporter
         .set_serving::<UsersServiceServer<grpc::UsersGrpc>>()
         .await;
-    let router = rpc::server()
-        .add_service(health)
-        .add_service(UsersServiceServer::new(service));
+    let router = rpc::with_reflection(
+        rpc::server()
+            .add_service(health)
+            .add_service(UsersServiceServer::new(service)),
+        &[<UsersServiceServer<grpc::UsersGrpc> as NamedService>::NAME],
+    )?;
     let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
     backend.stop().await;
     served

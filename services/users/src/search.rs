@@ -70,20 +70,9 @@ async fn collect(
     start: Option<Cursor>,
     wanted: usize,
 ) -> Result<(Vec<UserRow>, Option<Cursor>)> {
-    let mut users: Vec<UserRow> = Vec::with_capacity(wanted);
-    let left = |users: &Vec<UserRow>| (wanted - users.len()) as i64;
-
     if query.as_str().is_empty() {
-        let before = match start {
-            None => None,
-            Some(Cursor::Newest(id)) => Some(id),
-            Some(_) => return Err(cursor_mismatch()),
-        };
-        users = repo::users_newest_first(pool, before, wanted as i64).await?;
-        let last = users.last().map(|user| Cursor::Newest(user.id));
-        return Ok((users, last));
+        return newest(pool, start, wanted).await;
     }
-
     let pattern = query.like_prefix();
     let mut tier = match &start {
         None | Some(Cursor::Username(_)) => 1,
@@ -91,63 +80,16 @@ async fn collect(
         Some(Cursor::Fuzzy(_)) => 3,
         Some(Cursor::Newest(_)) => return Err(cursor_mismatch()),
     };
-    let mut last = start.clone();
+    let mut users: Vec<UserRow> = Vec::with_capacity(wanted);
+    let mut last = start;
     while users.len() < wanted && tier <= 3 {
-        let fetched = match (tier, &last) {
-            (1, position) => {
-                let after = match position {
-                    Some(Cursor::Username(name)) => Some(name.as_str()),
-                    _ => None,
-                };
-                let rows = repo::username_prefix_matches(
-                    pool,
-                    query.as_str(),
-                    &pattern,
-                    after,
-                    left(&users),
-                )
-                .await?;
-                if let Some(row) = rows.last() {
-                    last = Some(Cursor::Username(row.username.clone()));
-                }
-                rows
-            }
-            (2, position) => {
-                let after = match position {
-                    Some(Cursor::DisplayName(id)) => *id,
-                    _ => None,
-                };
-                let rows = repo::display_name_prefix_matches(
-                    pool,
-                    query.as_str(),
-                    &pattern,
-                    after,
-                    left(&users),
-                )
-                .await?;
-                if let Some(row) = rows.last() {
-                    last = Some(Cursor::DisplayName(Some(row.id)));
-                }
-                rows
-            }
-            (_, position) => {
-                let offset = match position {
-                    Some(Cursor::Fuzzy(offset)) => *offset,
-                    _ => 0,
-                };
-                let rows = repo::fuzzy_matches(
-                    pool,
-                    &pattern,
-                    query.as_str(),
-                    i64::from(offset),
-                    left(&users),
-                )
-                .await?;
-                last = Some(Cursor::Fuzzy(offset + rows.len() as u32));
-                rows
-            }
-        };
-        let exhausted = (fetched.len() as i64) < left(&users);
+        let left = (wanted - users.len()) as i64;
+        let (fetched, position) =
+            next_in_tier(pool, query, &pattern, tier, last.as_ref(), left).await?;
+        if position.is_some() {
+            last = position;
+        }
+        let exhausted = (fetched.len() as i64) < left;
         users.extend(fetched);
         if exhausted {
             tier += 1;
@@ -160,6 +102,69 @@ async fn collect(
         }
     }
     Ok((users, last))
+}
+
+/// The empty query: everyone, newest first.
+async fn newest(
+    pool: &PgPool,
+    start: Option<Cursor>,
+    wanted: usize,
+) -> Result<(Vec<UserRow>, Option<Cursor>)> {
+    let before = match start {
+        None => None,
+        Some(Cursor::Newest(id)) => Some(id),
+        Some(_) => return Err(cursor_mismatch()),
+    };
+    let users = repo::users_newest_first(pool, before, wanted as i64).await?;
+    let last = users.last().map(|user| Cursor::Newest(user.id));
+    Ok((users, last))
+}
+
+/// Up to `limit` matches of `tier` after `position`, and the cursor after
+/// the last of them (`None`: no row moved it).
+async fn next_in_tier(
+    pool: &PgPool,
+    query: &SearchQuery,
+    pattern: &str,
+    tier: u8,
+    position: Option<&Cursor>,
+    limit: i64,
+) -> Result<(Vec<UserRow>, Option<Cursor>)> {
+    match tier {
+        1 => {
+            let after = match position {
+                Some(Cursor::Username(name)) => Some(name.as_str()),
+                _ => None,
+            };
+            let rows =
+                repo::username_prefix_matches(pool, query.as_str(), pattern, after, limit).await?;
+            let last = rows
+                .last()
+                .map(|row| Cursor::Username(row.username.clone()));
+            Ok((rows, last))
+        }
+        2 => {
+            let after = match position {
+                Some(Cursor::DisplayName(id)) => *id,
+                _ => None,
+            };
+            let rows =
+                repo::display_name_prefix_matches(pool, query.as_str(), pattern, after, limit)
+                    .await?;
+            let last = rows.last().map(|row| Cursor::DisplayName(Some(row.id)));
+            Ok((rows, last))
+        }
+        _ => {
+            let offset = match position {
+                Some(Cursor::Fuzzy(offset)) => *offset,
+                _ => 0,
+            };
+            let rows = repo::fuzzy_matches(pool, pattern, query.as_str(), i64::from(offset), limit)
+                .await?;
+            let last = Cursor::Fuzzy(offset + rows.len() as u32);
+            Ok((rows, Some(last)))
+        }
+    }
 }
 
 fn cursor_mismatch() -> Error {

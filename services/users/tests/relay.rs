@@ -92,7 +92,10 @@ impl Replica {
 #[tokio::test]
 async fn replicas_share_one_relay_and_fail_over_in_order() {
     let mut env = TestEnv::new().await.expect("env");
-    let consumer = env.consume(messenger_users::TOPIC).await.expect("consumer");
+    let consumer = env
+        .consume(UserEvent::TOPIC.name())
+        .await
+        .expect("consumer");
     let a = replica(&env).await;
     let b = replica(&env).await;
 

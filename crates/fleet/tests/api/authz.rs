@@ -388,7 +388,7 @@ async fn every_change_is_published_in_order_per_group() {
     let mut app = TestApp::spawn().await;
     let consumer = app
         .env
-        .consume(messenger_groups::TOPIC)
+        .consume(pb::GroupsEvent::TOPIC.name())
         .await
         .expect("consumer");
     let owner = user(&app, "publisher").await;
@@ -425,13 +425,13 @@ async fn every_change_is_published_in_order_per_group() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 
     let expected = [
-        "GroupCreated",
-        "MemberJoined",
-        "MemberRoleChanged",
-        "ChannelCreated",
-        "ChannelMemberAdded",
-        "MemberKicked",
-        "GroupDeleted",
+        pb::GroupCreated::EVENT_TYPE,
+        pb::MemberJoined::EVENT_TYPE,
+        pb::MemberRoleChanged::EVENT_TYPE,
+        pb::ChannelCreated::EVENT_TYPE,
+        pb::ChannelMemberAdded::EVENT_TYPE,
+        pb::MemberKicked::EVENT_TYPE,
+        pb::GroupDeleted::EVENT_TYPE,
     ];
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -454,11 +454,7 @@ async fn every_change_is_published_in_order_per_group() {
         if let Some(pb::groups_event::Payload::MemberKicked(kicked)) = &event.payload {
             assert_eq!(kicked.user_id, member.id);
         }
-        seen.push(
-            meta.event_type
-                .trim_start_matches("messenger.groups.v1.")
-                .to_owned(),
-        );
+        seen.push(meta.event_type);
     }
     assert_eq!(seen, expected);
     drop(consumer);

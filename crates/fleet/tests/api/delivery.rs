@@ -106,7 +106,7 @@ async fn sends_while_kafka_is_down_arrive_later_in_order() {
     let mut app = TestApp::start(env, |config| config.kafka.brokers = brokers).await;
     let consumer = app
         .env
-        .consume(messenger_messages::TOPIC)
+        .consume(pb::MessagesEvent::TOPIC.name())
         .await
         .expect("consumer");
     let mut seqs = Vec::new();

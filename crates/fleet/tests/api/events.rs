@@ -1,5 +1,5 @@
 use crate::helpers::{TestApp, token};
-use messenger_proto::users::v1::{UserEvent, user_event};
+use messenger_proto::users::v1::{UserEvent, UserRegistered, user_event};
 use prost::Message as _;
 use rdkafka::Message;
 use rdkafka::consumer::StreamConsumer;
@@ -52,7 +52,7 @@ async fn registration_is_published_to_kafka_and_decodes() {
     let mut app = TestApp::spawn().await;
     let consumer = app
         .env
-        .consume(messenger_users::TOPIC)
+        .consume(UserEvent::TOPIC.name())
         .await
         .expect("consumer");
 
@@ -80,14 +80,14 @@ async fn registration_is_published_to_kafka_and_decodes() {
     let user_id = registered["user"]["id"].as_str().expect("id");
     assert_eq!(received.key, user_id);
     let meta = received.event.meta.expect("meta");
-    assert_eq!(meta.event_type, "messenger.users.v1.UserRegistered");
+    assert_eq!(meta.event_type, UserRegistered::EVENT_TYPE);
     assert_eq!(meta.version, 1);
     assert_eq!(meta.aggregate_id, user_id);
     assert!(meta.occurred_at.is_some());
     assert_eq!(received.headers.get("event_id"), Some(&meta.event_id));
     assert_eq!(
         received.headers.get("event_type").map(String::as_str),
-        Some("messenger.users.v1.UserRegistered")
+        Some(UserRegistered::EVENT_TYPE)
     );
     let traceparent = received
         .headers
@@ -142,7 +142,7 @@ async fn events_survive_kafka_outage_and_arrive_in_order() {
     let mut app = TestApp::start(env, |config| config.kafka.brokers = brokers).await;
     let consumer = app
         .env
-        .consume(messenger_users::TOPIC)
+        .consume(UserEvent::TOPIC.name())
         .await
         .expect("consumer");
     let mut seen = Vec::new();

@@ -349,7 +349,7 @@ async fn every_change_is_published_in_channel_order() {
     let mut app = TestApp::spawn().await;
     let consumer = app
         .env
-        .consume(messenger_messages::TOPIC)
+        .consume(pb::MessagesEvent::TOPIC.name())
         .await
         .expect("consumer");
     let ann = user(&app, "ev_ann").await;
@@ -400,16 +400,16 @@ async fn every_change_is_published_in_channel_order() {
         assert!(r.status.is_success(), "{}", r.body);
     }
     let expected = [
-        "MessageCreated",
-        "NotificationCreated",
-        "MessageCreated",
-        "ThreadUpdated",
-        "NotificationCreated",
-        "ReactionAdded",
-        "MessageEdited",
-        "ReadPositionMoved",
-        "ReactionRemoved",
-        "MessageDeleted",
+        pb::MessageCreated::EVENT_TYPE,
+        pb::NotificationCreated::EVENT_TYPE,
+        pb::MessageCreated::EVENT_TYPE,
+        pb::ThreadUpdated::EVENT_TYPE,
+        pb::NotificationCreated::EVENT_TYPE,
+        pb::ReactionAdded::EVENT_TYPE,
+        pb::MessageEdited::EVENT_TYPE,
+        pb::ReadPositionMoved::EVENT_TYPE,
+        pb::ReactionRemoved::EVENT_TYPE,
+        pb::MessageDeleted::EVENT_TYPE,
     ];
     let mut seen = Vec::new();
     let mut created_seqs = Vec::new();
@@ -431,11 +431,7 @@ async fn every_change_is_published_in_channel_order() {
         if let Some(pb::messages_event::Payload::MessageCreated(created)) = &event.payload {
             created_seqs.push(created.message.as_ref().expect("message").seq);
         }
-        seen.push(
-            meta.event_type
-                .trim_start_matches("messenger.messages.v1.")
-                .to_owned(),
-        );
+        seen.push(meta.event_type);
     }
     assert_eq!(seen, expected);
     assert_eq!(created_seqs, vec![1, 2]);

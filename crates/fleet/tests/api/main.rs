@@ -19,6 +19,7 @@ mod messages;
 mod ops;
 mod realtime;
 mod realtime_redis;
+mod reflection;
 mod sweep;
 mod sweep_more;
 mod sweep_sockets;

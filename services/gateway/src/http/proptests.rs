@@ -10,7 +10,7 @@
 use super::media::headers::{
     ByteRange, content_disposition, disposition_filename, none_match, parse_range,
 };
-use super::messages::messages::idempotency_key;
+use super::messages::message::idempotency_key;
 use super::messages::reads::channel_ids;
 use crate::api::groups::{Role, Visibility, parse_timestamp};
 use crate::api::messages::MessageType;

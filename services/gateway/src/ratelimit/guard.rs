@@ -103,7 +103,7 @@ fn refusal(decision: super::Decision) -> ApiError {
     )
     .with_detail("retry_after", wait);
     error.retry_after = Some(wait);
-    error.headers = allowance_headers(decision);
+    error.headers = Some(Box::new(allowance_headers(decision)));
     error
 }
 

@@ -17,6 +17,7 @@ use crate::realtime::frames;
 use crate::realtime::store::{Outgoing, Store};
 use crate::realtime::translate::{self, Delivery};
 use messenger_platform::{CancellationToken, Config};
+use messenger_proto::Topic;
 use messenger_proto::groups::v1::GroupsEvent;
 use messenger_proto::messages::v1::MessagesEvent;
 use prost::Message as _;
@@ -25,11 +26,17 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const TOPICS: [&str; 2] = ["messages.events.v1", "groups.events.v1"];
+pub const TOPICS: [Topic; 2] = [MessagesEvent::TOPIC, GroupsEvent::TOPIC];
 
 pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken) {
     let kafka = &config.kafka;
-    let topics: Vec<String> = TOPICS.iter().map(|topic| kafka.topic(topic)).collect();
+    // Records arrive under the prefixed names: map those back, rather than
+    // second-guess how the prefix is applied.
+    let subscribed: Vec<(String, Topic)> = TOPICS
+        .into_iter()
+        .map(|topic| (kafka.topic(topic.name()), topic))
+        .collect();
+    let topics: Vec<String> = subscribed.iter().map(|(name, _)| name.clone()).collect();
     let group = kafka.topic(&config.websocket.consumer_group);
     tokio::spawn(messenger_platform::kafka::report_lag(
         kafka.clone(),
@@ -40,7 +47,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
     // A consumer librdkafka declared dead is replaced; anything else ends
     // only with the shutdown.
     while let Some(consumer) = start_consumer(kafka, &topics, &group, &shutdown).await {
-        let fatal = consume(&consumer, &topics, &store, &shutdown).await;
+        let fatal = consume(&consumer, &subscribed, &store, &shutdown).await;
         // Hand the stored offsets over before leaving the group.
         messenger_platform::kafka::close_consumer(consumer).await;
         match fatal {
@@ -85,7 +92,7 @@ async fn start_consumer(
 /// fatal error (`Some(reason)`).
 async fn consume(
     consumer: &StreamConsumer,
-    topics: &[String],
+    subscribed: &[(String, Topic)],
     store: &Store,
     shutdown: &CancellationToken,
 ) -> Option<String> {
@@ -108,7 +115,7 @@ async fn consume(
             event_id,
             occurred_at,
             deliveries,
-        }) = decode(topics, record.topic(), record.payload())
+        }) = decode(subscribed, record.topic(), record.payload())
         else {
             // Not ours to understand (a newer schema): skip, but keep going.
             if let Err(err) = consumer.store_offset_from_message(&record) {
@@ -200,27 +207,26 @@ struct Decoded {
     deliveries: Vec<Delivery>,
 }
 
-fn decode(topics: &[String], topic: &str, payload: Option<&[u8]>) -> Option<Decoded> {
+fn decode(subscribed: &[(String, Topic)], topic: &str, payload: Option<&[u8]>) -> Option<Decoded> {
     let payload = payload?;
-    if topic == topics[0] {
-        let event = MessagesEvent::decode(payload).ok()?;
-        let meta = event.meta.clone()?;
-        Some(Decoded {
-            event_id: meta.event_id,
-            occurred_at: meta.occurred_at,
-            deliveries: translate::messages_event(event),
-        })
-    } else if topic == topics[1] {
-        let event = GroupsEvent::decode(payload).ok()?;
-        let meta = event.meta.clone()?;
-        Some(Decoded {
-            event_id: meta.event_id,
-            occurred_at: meta.occurred_at,
-            deliveries: translate::groups_event(event),
-        })
-    } else {
-        None
-    }
+    let (_, topic) = subscribed.iter().find(|(name, _)| name == topic)?;
+    let (meta, deliveries) = match topic {
+        Topic::Messages => {
+            let event = MessagesEvent::decode(payload).ok()?;
+            (event.meta.clone()?, translate::messages_event(event))
+        }
+        Topic::Groups => {
+            let event = GroupsEvent::decode(payload).ok()?;
+            (event.meta.clone()?, translate::groups_event(event))
+        }
+        // Not subscribed: none of their events becomes a frame.
+        Topic::Users | Topic::Media => return None,
+    };
+    Some(Decoded {
+        event_id: meta.event_id,
+        occurred_at: meta.occurred_at,
+        deliveries,
+    })
 }
 
 /// Seconds from the change (committed with its event) to its frames'

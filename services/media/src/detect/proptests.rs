@@ -3,7 +3,8 @@
 //! a sanitised name follows the documented rule and sanitising it again
 //! changes nothing, and a type is accepted only from the allow-list.
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-media fuzz` for a long run.
+//! `PROPTEST_CASES=100000 cargo test -p messenger-media proptests` for a
+//! long run.
 
 use super::*;
 use proptest::prelude::*;

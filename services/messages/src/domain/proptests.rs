@@ -5,8 +5,8 @@
 //! (restated here), refusals name their field, and accepted values are
 //! normalised idempotently.
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-messages fuzz` for a long
-//! run.
+//! `PROPTEST_CASES=100000 cargo test -p messenger-messages proptests` for a
+//! long run.
 
 use super::*;
 use proptest::prelude::*;

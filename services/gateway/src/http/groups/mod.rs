@@ -3,6 +3,6 @@
 
 pub mod channels;
 pub mod direct;
-pub mod groups;
+pub mod group;
 pub mod members;
 pub mod requests;

@@ -2,7 +2,7 @@
 //! reactions, read positions and notifications.
 
 pub mod history;
-pub mod messages;
+pub mod message;
 pub mod notifications;
 pub mod reactions;
 pub mod reads;

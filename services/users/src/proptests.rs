@@ -4,9 +4,11 @@
 //! code), refusals name their field, and accepted values are normalised
 //! idempotently (parsing the stored form gives the stored form).
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-users fuzz` for a long run.
+//! `PROPTEST_CASES=100000 cargo test -p messenger-users proptests` for a
+//! long run.
 
-use super::*;
+use crate::domain::*;
+use crate::error::{Error, Result};
 use crate::search::Cursor;
 use proptest::prelude::*;
 

@@ -4,12 +4,15 @@
 //! documented rule holds (restated here), refusals name their field, and
 //! accepted values are normalised idempotently.
 //!
-//! `PROPTEST_CASES=100000 cargo test -p messenger-groups fuzz` for a long run.
+//! `PROPTEST_CASES=100000 cargo test -p messenger-groups proptests` for a
+//! long run.
 
-use super::*;
+use crate::domain::*;
+use crate::error::Error;
 use crate::groups::{decode_name_cursor, encode_name_cursor};
 use crate::permissions::Role;
 use proptest::prelude::*;
+use uuid::Uuid;
 
 /// `PROPTEST_CASES` sets the number of cases (proptest's 256 otherwise);
 /// failures are reported, not saved to files beside the sources.

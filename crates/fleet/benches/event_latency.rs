@@ -27,7 +27,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(200);
     let mut env = TestEnv::new().await?;
     let defaults = Config::defaults()?;
-    env.config.passwords = defaults.passwords.clone();
+    for key in ["passwords.memory_kib", "passwords.iterations"] {
+        let cost = defaults.setting(key).cloned().expect("a default");
+        env.config.set(key, cost)?;
+    }
     env.config.kafka.message_timeout_ms = defaults.kafka.message_timeout_ms;
     let mut config = env.config.clone();
     let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;

@@ -44,11 +44,20 @@ impl TestEnv {
         config.kafka.message_timeout_ms = 5000;
         config.auth.jwt_keys = Secret::new(TEST_JWT_KEYS);
         config.auth.jwt_active_kid = "test".to_owned();
-        config.passwords.memory_kib = 8 * 1024;
-        config.passwords.iterations = 1;
+        config
+            .set("passwords.memory_kib", 8 * 1024)
+            .expect("known setting");
+        config
+            .set("passwords.iterations", 1)
+            .expect("known setting");
         config.vault.addr = String::new();
         let media_dir = std::env::temp_dir().join(format!("messenger-media-{id}"));
-        config.media.storage_url = format!("file://{}", media_dir.display());
+        config
+            .set(
+                "media.storage_url",
+                format!("file://{}", media_dir.display()),
+            )
+            .expect("known setting");
         Ok(TestEnv { config, database })
     }
 
@@ -93,8 +102,8 @@ impl TestEnv {
     /// This environment's own media storage directory.
     pub fn media_dir(&self) -> Option<std::path::PathBuf> {
         self.config
-            .media
-            .storage_url
+            .setting("media.storage_url")?
+            .as_str()?
             .strip_prefix("file://")
             .map(std::path::PathBuf::from)
     }

@@ -9,6 +9,7 @@ pub mod http;
 mod ratelimit;
 pub mod realtime;
 mod sessions;
+pub mod settings;
 mod state;
 
 use messenger_platform::{CancellationToken, Config};

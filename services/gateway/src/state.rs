@@ -6,6 +6,7 @@ use crate::backends::{GroupsClient, MediaClient, MessagesClient, UsersClient};
 use crate::ratelimit::Guard;
 use crate::realtime::{Realtime, Wiring};
 use crate::sessions::DenyList;
+use crate::settings::{RateLimitSettings, UploadLimits, WebSocketSettings};
 use messenger_platform::auth::{KeyRing, TokenKeys};
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
 use messenger_platform::{CancellationToken, Config};
@@ -29,22 +30,20 @@ pub struct MediaLimits {
     /// Longest a client may go without sending upload bytes.
     pub upload_idle_timeout: Duration,
     /// Longest an upload may take in all, the service's answer included
-    /// (`Config::media_upload_timeout`).
+    /// (the media service allows the same).
     pub upload_timeout: Duration,
 }
 
 impl MediaLimits {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn new(config: &Config, upload: &UploadLimits) -> Self {
         let request = Duration::from_millis(config.server.request_timeout_ms);
-        let max_image_bytes = config.media.max_image_bytes;
-        let max_file_bytes = config.media.max_file_bytes;
         MediaLimits {
             uploads_enabled: config.features.file_upload_enabled,
-            max_image_bytes,
-            max_file_bytes,
+            max_image_bytes: upload.max_image_bytes,
+            max_file_bytes: upload.max_file_bytes,
             call_timeout: Duration::from_millis(config.grpc.timeout_ms),
             upload_idle_timeout: request,
-            upload_timeout: config.media_upload_timeout(),
+            upload_timeout: upload.upload_timeout(&config.server),
         }
     }
 
@@ -80,6 +79,11 @@ impl AppState {
     /// hub, fan-out and presence sweeper, when enabled); those stop with
     /// `shutdown`.
     pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        // Every section is checked at start, used or not: a bad setting
+        // fails here, before the port is bound.
+        let websocket: WebSocketSettings = config.section()?;
+        let rate_limits: RateLimitSettings = config.section()?;
+        let upload: UploadLimits = config.section()?;
         let timeout = Duration::from_millis(config.grpc.timeout_ms);
         let users = lazy_channel(&config.grpc.users.url, timeout)?;
         // One connection per backend, shared by its API client and its
@@ -91,7 +95,7 @@ impl AppState {
         // media channel allows a whole upload, and the other media calls
         // bound themselves by `media_limits.call_timeout`. (Health checks
         // carry their own timeout.)
-        let media_limits = MediaLimits::from_config(config);
+        let media_limits = MediaLimits::new(config, &upload);
         let media = lazy_channel(&config.grpc.media.url, media_limits.upload_timeout)?;
         let backends = vec![
             ("users", HealthClient::new(users.clone())),
@@ -113,6 +117,11 @@ impl AppState {
                 tokens: Arc::clone(&tokens),
                 deny_list: Arc::clone(&deny_list),
                 access: Arc::new(crate::realtime::GroupsAccess::new(groups.clone())),
+                frames_per_second: config
+                    .features
+                    .rate_limit_enabled
+                    .then_some(rate_limits.ws_frames_per_second),
+                settings: websocket,
             };
             Realtime::start(config, wiring, shutdown)
         });
@@ -124,7 +133,7 @@ impl AppState {
                 media: MediaServiceClient::with_interceptor(media, TracePropagation),
                 media_limits,
                 backends,
-                guard: Guard::from_config(config, Arc::clone(&tokens))?,
+                guard: Guard::from_config(config, &rate_limits, Arc::clone(&tokens))?,
                 tokens,
                 redis,
                 deny_list,

@@ -10,6 +10,7 @@ mod grpc;
 mod media;
 mod process;
 mod repo;
+pub mod settings;
 mod storage;
 mod worker;
 
@@ -33,14 +34,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let storage = storage::Storage::from_url(&config.media.storage_url)?;
+    let settings: settings::MediaSettings = config.section()?;
+    let storage = storage::Storage::from_url(&settings.storage_url)?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[MediaEvent::TOPIC], &shutdown).await?;
     let timeout = Duration::from_millis(config.grpc.timeout_ms);
     let media = media::Media {
         pool: backend.pool.clone(),
         storage,
-        limits: config.media.clone(),
+        limits: settings.clone(),
         messages: MessagesServiceClient::with_interceptor(
             lazy_channel(&config.grpc.messages.url, timeout)?,
             TracePropagation,
@@ -60,7 +62,7 @@ pub async fn serve(
         .await;
     // An upload call lasts as long as the client takes to send the file.
     let router = rpc::with_reflection(
-        rpc::server_with_call_limit(config.media_upload_timeout())
+        rpc::server_with_call_limit(settings.upload_timeout(&config.server))
             .add_service(health)
             .add_service(MediaServiceServer::new(grpc::MediaGrpc { media })),
         &[<MediaServiceServer<grpc::MediaGrpc> as NamedService>::NAME],

@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::process;
 use crate::repo::{self, MediaRow, NewMedia};
+use crate::settings::MediaSettings;
 use crate::storage::{self, Storage};
-use messenger_platform::config::MediaConfig;
 use messenger_platform::grpc::TracePropagation;
 use messenger_proto::media::v1::{self as pb, media_event::Payload};
 use messenger_proto::messages::v1 as messages_pb;
@@ -23,7 +23,7 @@ pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, Trac
 pub struct Media {
     pub pool: PgPool,
     pub storage: Storage,
-    pub limits: MediaConfig,
+    pub limits: MediaSettings,
     pub messages: MessagesClient,
 }
 

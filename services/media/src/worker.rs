@@ -33,7 +33,7 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     // A consumer librdkafka declared dead is replaced; anything else ends
     // only with the shutdown.
     while let Some(consumer) = start_consumer(kafka, &topic, &group, &shutdown).await {
-        let fatal = consume(&consumer, &media, &config, &shutdown).await;
+        let fatal = consume(&consumer, &media, &shutdown).await;
         messenger_platform::kafka::close_consumer(consumer).await;
         match fatal {
             Some(reason) => messenger_platform::kafka::note_rebuild(GROUP, &reason),
@@ -78,7 +78,6 @@ async fn start_consumer(
 async fn consume(
     consumer: &rdkafka::consumer::StreamConsumer,
     media: &Media,
-    config: &Config,
     shutdown: &CancellationToken,
 ) -> Option<String> {
     loop {
@@ -105,7 +104,7 @@ async fn consume(
             && let Ok(id) = Uuid::parse_str(&uploaded.id)
         {
             let mut backoff = Duration::from_millis(100);
-            while let Err(err) = handle(media, id, config).await {
+            while let Err(err) = handle(media, id).await {
                 tracing::warn!(error = %err, media_id = %id, "thumbnail worker failed; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return None,
@@ -122,7 +121,7 @@ async fn consume(
 
 /// Processes one image. An error is worth retrying (storage or database);
 /// a bad image is an outcome (`failed`), not an error.
-async fn handle(media: &Media, id: Uuid, config: &Config) -> anyhow::Result<()> {
+async fn handle(media: &Media, id: Uuid) -> anyhow::Result<()> {
     let mut conn = media.pool.acquire().await?;
     let Some(row) = repo::get(&mut conn, id).await? else {
         return Ok(()); // deleted meanwhile
@@ -133,7 +132,7 @@ async fn handle(media: &Media, id: Uuid, config: &Config) -> anyhow::Result<()> 
     }
     let original = media.storage.read_all(&storage::blob(&row.sha256)).await?;
     let mime = row.content_type.clone();
-    let max_pixels = config.media.max_image_pixels;
+    let max_pixels = media.limits.max_image_pixels;
     let started = std::time::Instant::now();
     let outcome =
         tokio::task::spawn_blocking(move || process::process(&original, &mime, max_pixels)).await?;

@@ -14,6 +14,7 @@ mod proptests;
 mod repo;
 mod search;
 mod sessions;
+pub mod settings;
 
 use messenger_platform::backend::Backend;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
@@ -33,14 +34,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Settings first: a bad one fails before anything starts.
+    let hasher = password::Hasher::new(&config.section::<settings::PasswordSettings>()?)?;
+    let sign_in = config.section::<settings::SignInLimit>()?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[UserEvent::TOPIC], &shutdown).await?;
-    let hasher = password::Hasher::new(&config.passwords)?;
     let service = grpc::UsersGrpc {
         accounts: accounts::Accounts::new(
             backend.pool.clone(),
             hasher,
-            config.rate_limit.login_per_account_per_minute,
+            sign_in.login_per_account_per_minute,
         ),
         sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
     };

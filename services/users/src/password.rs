@@ -12,9 +12,9 @@
 
 use crate::domain::Password;
 use crate::error::Error;
+use crate::settings::PasswordSettings;
 use argon2::password_hash::{self, Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use messenger_platform::config::PasswordConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
@@ -114,11 +114,14 @@ impl Gate {
         // The place and the running permit travel with the job: a caller
         // that gives up does not free them while its hash still runs, and
         // a hash nobody waits for any more is skipped.
+        // Both are freed before the answer goes out, so a caller that got
+        // its answer never finds its own place still taken.
         let job: Job = Box::new(move |memory| {
-            if !done.is_closed() {
-                let _ = done.send(work(memory));
-            }
+            let outcome = (!done.is_closed()).then(|| work(memory));
             drop((running, admitted));
+            if let Some(outcome) = outcome {
+                let _ = done.send(outcome);
+            }
         });
         let queued = self
             .workers
@@ -134,7 +137,7 @@ impl Gate {
 }
 
 impl Hasher {
-    pub fn new(config: &PasswordConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &PasswordSettings) -> anyhow::Result<Self> {
         let params = Params::new(config.memory_kib, config.iterations, 1, None)
             .map_err(|err| anyhow::anyhow!("invalid argon2 parameters: {err}"))?;
         let decoy = hash_with(&params, "decoy password never matches", &mut Vec::new())?;

@@ -4,6 +4,7 @@
 // Each load tool compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+use messenger_platform::Config;
 use messenger_testkit::{TEST_JWT_KEYS, TestEnv};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -53,7 +54,7 @@ impl Fleet {
             .env("SERVER_INTERNAL_LISTEN", "")
             // The environment's temporary directory: the binary's default is
             // relative to the working directory, i.e. inside the crate.
-            .env("MEDIA_STORAGE_URL", &config.media.storage_url)
+            .env("MEDIA_STORAGE_URL", media_storage_url(config))
             .env("RUST_LOG", "warn")
             .envs(messenger_platform::config::local_broker_settings())
             .envs(messenger_platform::config::load_tool_allowances())
@@ -138,4 +139,13 @@ pub async fn post(
         .error_for_status()?
         .json()
         .await?)
+}
+
+/// Where the fleet under test keeps media (the test environment's folder).
+fn media_storage_url(config: &Config) -> String {
+    config
+        .setting("media.storage_url")
+        .and_then(|url| url.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -16,8 +16,12 @@ fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
 async fn requests_over_the_allowance_get_429_on_every_replica() {
     let app = TestApp::spawn_with(|config| {
         config.features.rate_limit_enabled = true;
-        config.rate_limit.search_per_minute = 3;
-        config.rate_limit.login_per_account_per_minute = 2;
+        config
+            .set("rate_limit.search_per_minute", 3)
+            .expect("known setting");
+        config
+            .set("rate_limit.login_per_account_per_minute", 2)
+            .expect("known setting");
     })
     .await;
     let (other, stop_other) = app.second_gateway().await;
@@ -99,7 +103,9 @@ async fn guesses_at_one_account_are_throttled(app: &TestApp, other: &str, name: 
 async fn account_guessing_is_limited_even_with_rate_limiting_off() {
     let app = TestApp::spawn_with(|config| {
         config.features.rate_limit_enabled = false;
-        config.rate_limit.login_per_account_per_minute = 2;
+        config
+            .set("rate_limit.login_per_account_per_minute", 2)
+            .expect("known setting");
     })
     .await;
     let (other, stop_other) = app.second_gateway().await;
@@ -113,7 +119,9 @@ async fn account_guessing_is_limited_even_with_rate_limiting_off() {
 async fn a_socket_sending_too_fast_is_told_and_its_extra_frames_dropped() {
     let app = TestApp::spawn_with(|config| {
         config.features.rate_limit_enabled = true;
-        config.rate_limit.ws_frames_per_second = 5;
+        config
+            .set("rate_limit.ws_frames_per_second", 5)
+            .expect("known setting");
     })
     .await;
     let access = token(&app.register("chatty").await);
@@ -143,9 +151,15 @@ async fn a_socket_sending_too_fast_is_told_and_its_extra_frames_dropped() {
 #[tokio::test]
 async fn sockets_are_capped_per_user_and_per_address_across_replicas() {
     let app = TestApp::spawn_with(|config| {
-        config.websocket.max_sockets_per_user = 2;
-        config.websocket.max_sockets_per_address = 3;
-        config.websocket.max_rooms_per_socket = 2;
+        config
+            .set("websocket.max_sockets_per_user", 2)
+            .expect("known setting");
+        config
+            .set("websocket.max_sockets_per_address", 3)
+            .expect("known setting");
+        config
+            .set("websocket.max_rooms_per_socket", 2)
+            .expect("known setting");
     })
     .await;
     let (other, stop_other) = app.second_gateway().await;

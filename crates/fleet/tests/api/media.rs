@@ -214,8 +214,12 @@ async fn images_are_stripped_thumbnailed_and_served_with_caching_headers() {
 #[tokio::test]
 async fn identical_content_is_stored_once_and_bad_uploads_leave_nothing() {
     let app = TestApp::spawn_with(|config| {
-        config.media.max_file_bytes = 64 * 1024;
-        config.media.max_image_bytes = 32 * 1024;
+        config
+            .set("media.max_file_bytes", 64 * 1024)
+            .expect("known setting");
+        config
+            .set("media.max_image_bytes", 32 * 1024)
+            .expect("known setting");
     })
     .await;
     let ann = user(&app, "up_ann").await;

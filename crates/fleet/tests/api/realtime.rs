@@ -223,7 +223,12 @@ async fn two_replicas_deliver_every_event_once_in_order() {
 
 #[tokio::test]
 async fn typing_and_presence_reach_the_group() {
-    let app = TestApp::spawn_with(|config| config.websocket.typing_throttle_ms = 1500).await;
+    let app = TestApp::spawn_with(|config| {
+        config
+            .set("websocket.typing_throttle_ms", 1500)
+            .expect("known setting")
+    })
+    .await;
     let ann = user(&app, "pr_ann").await;
     let ben = user(&app, "pr_ben").await;
     let (group, channel) = group_with_channel(&app, &ann, "Presence").await;
@@ -258,7 +263,12 @@ async fn typing_and_presence_reach_the_group() {
 
 #[tokio::test]
 async fn bad_tokens_bad_frames_and_silent_clients_are_handled() {
-    let app = TestApp::spawn_with(|config| config.websocket.heartbeat_interval_ms = 300).await;
+    let app = TestApp::spawn_with(|config| {
+        config
+            .set("websocket.heartbeat_interval_ms", 300)
+            .expect("known setting")
+    })
+    .await;
     let ann = user(&app, "hb_ann").await;
 
     let mut bad = Ws::connect(&app.base, "not-a-token").await;
@@ -303,7 +313,12 @@ async fn bad_tokens_bad_frames_and_silent_clients_are_handled() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_not_buffered() {
-    let app = TestApp::spawn_with(|config| config.websocket.send_queue_frames = 8).await;
+    let app = TestApp::spawn_with(|config| {
+        config
+            .set("websocket.send_queue_frames", 8)
+            .expect("known setting")
+    })
+    .await;
     let ann = user(&app, "slow_ann").await;
     let ben = user(&app, "slow_ben").await;
     let cat = user(&app, "slow_cat").await;

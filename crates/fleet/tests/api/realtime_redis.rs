@@ -53,7 +53,16 @@ async fn events_published_again_after_redis_forgot_them_reach_sockets_once() {
     let counter = format!("rt:seq:c:{channel}");
     let before = number(&redis_conn, &counter).await;
     let (_late, stop_late) = app
-        .second_gateway_with(|config| config.websocket.consumer_group.push_str("-late"))
+        .second_gateway_with(|config| {
+            let group = config
+                .setting("websocket.consumer_group")
+                .and_then(|group| group.as_str())
+                .map(|group| format!("{group}-late"))
+                .expect("a consumer group");
+            config
+                .set("websocket.consumer_group", group)
+                .expect("known setting");
+        })
         .await;
     messenger_testkit::eventually(Duration::from_secs(30), || async {
         (number(&redis_conn, &counter).await >= before + 2).then_some(())

@@ -28,7 +28,12 @@ async fn a_client_close_is_answered_with_its_code() {
 
 #[tokio::test]
 async fn server_closes_carry_their_code_and_end_cleanly() {
-    let app = TestApp::spawn_with(|config| config.websocket.heartbeat_interval_ms = 300).await;
+    let app = TestApp::spawn_with(|config| {
+        config
+            .set("websocket.heartbeat_interval_ms", 300)
+            .expect("known setting")
+    })
+    .await;
     let ann = user(&app, "srv_ann").await;
     let wait = Duration::from_secs(5);
 

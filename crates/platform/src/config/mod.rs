@@ -8,8 +8,10 @@
 mod coverage;
 mod env;
 mod model;
+mod sections;
 
 pub use model::*;
+pub use sections::{SERVICE_SECTIONS, Section};
 
 use serde_yaml::Value;
 use std::path::Path;
@@ -85,11 +87,13 @@ impl Config {
         Self::load(file.as_deref(), std::env::vars())
     }
 
-    fn from_value(value: Value) -> Result<Self, ConfigError> {
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|err| {
+    fn from_value(mut value: Value) -> Result<Self, ConfigError> {
+        let sections = sections::take_sections(&mut value);
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|err| {
             let key = err.path().to_string();
             ConfigError::invalid(&key, err.into_inner().to_string())
         })?;
+        config.sections = sections;
         config.validate()?;
         Ok(config)
     }
@@ -242,6 +246,67 @@ mod tests {
         );
         let debug = vars(&[("JWT_KEYS", &keys), ("DEBUG_ENABLED", "true")]);
         assert!(Config::load(None, debug).is_ok());
+    }
+
+    /// A view of one service setting, as a service declares its section.
+    #[derive(serde::Deserialize)]
+    struct Heartbeat {
+        heartbeat_interval_ms: u64,
+    }
+
+    impl Section for Heartbeat {
+        const KEY: &'static str = "websocket";
+    }
+
+    #[test]
+    fn service_sections_are_read_and_checked_by_their_owner() {
+        let config =
+            Config::load(None, vars(&[("WS_HEARTBEAT_INTERVAL_MS", "1500")])).expect("load");
+        assert_eq!(
+            config
+                .section::<Heartbeat>()
+                .expect("section")
+                .heartbeat_interval_ms,
+            1500
+        );
+        // A bad value loads (other services do not read it) and fails its
+        // owner, naming the key and the variable.
+        let config =
+            Config::load(None, vars(&[("WS_HEARTBEAT_INTERVAL_MS", "soon")])).expect("load");
+        let err = config
+            .section::<Heartbeat>()
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("websocket.heartbeat_interval_ms"), "{err}");
+        assert!(err.contains("WS_HEARTBEAT_INTERVAL_MS"), "{err}");
+    }
+
+    #[test]
+    fn service_settings_change_only_where_they_exist() {
+        let mut config = Config::defaults().expect("defaults");
+        config
+            .set("websocket.heartbeat_interval_ms", 300)
+            .expect("known key");
+        assert_eq!(
+            config
+                .setting("websocket.heartbeat_interval_ms")
+                .and_then(Value::as_u64),
+            Some(300)
+        );
+        assert!(config.set("websocket.heartbeat_interval", 300).is_err());
+        assert!(config.set("sockets.heartbeat_interval_ms", 300).is_err());
+    }
+
+    #[test]
+    fn unknown_top_level_sections_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, "medias:\n  max_file_bytes: 1\n").expect("write");
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("medias"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -32,17 +32,18 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub server: ServerConfig,
     pub features: Features,
-    pub websocket: WebSocketConfig,
-    pub media: MediaConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub kafka: KafkaConfig,
     pub grpc: GrpcConfig,
     pub auth: AuthConfig,
-    pub passwords: PasswordConfig,
     pub vault: VaultConfig,
-    pub rate_limit: RateLimitConfig,
     pub telemetry: TelemetryConfig,
+    /// The sections each service owns (`media`, `websocket`, `rate_limit`,
+    /// `passwords`), kept as loaded: the owner reads its own with
+    /// [`Config::section`], so changing one rebuilds only its crate.
+    #[serde(skip)]
+    pub(crate) sections: serde_yaml::Mapping,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,48 +56,6 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub cors_allowed_origins: String,
-}
-
-/// Uploads and their storage (media service; limits also in the gateway).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MediaConfig {
-    /// Where files live: `file:///path` (a local directory, created if
-    /// missing) or `s3://bucket/prefix` (credentials and endpoint from the
-    /// standard `AWS_*` variables).
-    pub storage_url: String,
-    /// Largest image upload in bytes.
-    pub max_image_bytes: u64,
-    /// Largest upload of any other allowed type in bytes.
-    pub max_file_bytes: u64,
-    /// Largest image in pixels (width × height); larger ones are refused
-    /// as decompression bombs.
-    pub max_image_pixels: u64,
-}
-
-/// The gateway's realtime delivery (`/ws`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebSocketConfig {
-    /// How often the server sends a heartbeat; a client that has not
-    /// answered two in a row is closed.
-    pub heartbeat_interval_ms: u64,
-    /// Frames queued for one connection before it is closed as too slow.
-    pub send_queue_frames: usize,
-    /// Frames kept per room for clients that resume after a disconnect.
-    pub room_history: usize,
-    /// Shortest gap between two typing notices of one user in one room.
-    pub typing_throttle_ms: u64,
-    /// A user is offline this long after their last connection's heartbeat.
-    pub presence_ttl_ms: u64,
-    /// Kafka consumer group shared by every gateway replica.
-    pub consumer_group: String,
-    /// Open sockets per user, across replicas.
-    pub max_sockets_per_user: u32,
-    /// Open sockets per client address, across replicas.
-    pub max_sockets_per_address: u32,
-    /// Rooms one socket may follow.
-    pub max_rooms_per_socket: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -270,13 +229,6 @@ impl AuthConfig {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordConfig {
-    pub memory_kib: u32,
-    pub iterations: u32,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     pub addr: String,
     pub auth_method: VaultAuthMethod,
@@ -290,25 +242,6 @@ pub struct VaultConfig {
     pub kv_mount: String,
     pub secret_path: String,
     pub refresh_seconds: u64,
-}
-
-/// Allowances of the gateway's rate limiter (`features.rate_limit_enabled`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    pub auth_per_minute: u32,
-    pub login_per_account_per_minute: u32,
-    pub send_per_minute: u32,
-    pub upload_per_minute: u32,
-    pub search_per_minute: u32,
-    pub default_per_minute: u32,
-    pub ws_frames_per_second: u32,
-    /// Header carrying the client address from a trusted proxy; empty: the
-    /// TCP peer is the client.
-    pub client_ip_header: String,
-    /// Networks (CIDR, comma-separated) whose requests may name the client
-    /// in `client_ip_header`.
-    pub trusted_proxies: String,
 }
 
 /// How a service proves its identity to Vault.
@@ -334,16 +267,15 @@ pub struct TelemetryConfig {
 /// allowed file must get through at this rate.
 const MIN_UPLOAD_RATE: u64 = 64 * 1024;
 
-impl Config {
-    /// Longest an upload may take in all (the largest allowed file at
-    /// [`MIN_UPLOAD_RATE`] plus the usual request time): the gateway and the
-    /// media service must both allow it, or slow clients fail halfway.
-    pub fn media_upload_timeout(&self) -> std::time::Duration {
-        let request = std::time::Duration::from_millis(self.server.request_timeout_ms);
-        let largest = self.media.max_image_bytes.max(self.media.max_file_bytes);
-        request.saturating_add(std::time::Duration::from_secs(largest / MIN_UPLOAD_RATE))
-    }
+/// Longest an upload of up to `largest` bytes may take in all (at
+/// [`MIN_UPLOAD_RATE`], plus the usual request time): the gateway and the
+/// media service must both allow it, or slow clients fail halfway.
+pub fn upload_timeout(server: &ServerConfig, largest: u64) -> std::time::Duration {
+    let request = std::time::Duration::from_millis(server.request_timeout_ms);
+    request.saturating_add(std::time::Duration::from_secs(largest / MIN_UPLOAD_RATE))
+}
 
+impl Config {
     /// Refuses a published signing secret outside debug mode.
     pub fn refuse_development_keys(&self) -> Result<(), ConfigError> {
         if self.features.debug_enabled {
@@ -386,24 +318,6 @@ impl Config {
         positive("redis.port", self.redis.port.into())?;
         positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
         positive("vault.refresh_seconds", self.vault.refresh_seconds)?;
-        let limits = &self.rate_limit;
-        for (key, value) in [
-            ("rate_limit.auth_per_minute", limits.auth_per_minute),
-            (
-                "rate_limit.login_per_account_per_minute",
-                limits.login_per_account_per_minute,
-            ),
-            ("rate_limit.send_per_minute", limits.send_per_minute),
-            ("rate_limit.upload_per_minute", limits.upload_per_minute),
-            ("rate_limit.search_per_minute", limits.search_per_minute),
-            ("rate_limit.default_per_minute", limits.default_per_minute),
-            (
-                "rate_limit.ws_frames_per_second",
-                limits.ws_frames_per_second,
-            ),
-        ] {
-            positive(key, value.into())?;
-        }
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;
@@ -427,12 +341,6 @@ impl Config {
             return Err(ConfigError::invalid(
                 "kafka.brokers",
                 "is required while features.kafka_enabled is true",
-            ));
-        }
-        if self.passwords.memory_kib < 8 * 1024 || self.passwords.iterations == 0 {
-            return Err(ConfigError::invalid(
-                "passwords.memory_kib",
-                "argon2id needs at least 8192 KiB and 1 iteration",
             ));
         }
         for (key, endpoint) in [

@@ -5,6 +5,7 @@
 
 use super::{Class, Limits, RateLimiter};
 use crate::error::{ApiError, ErrorCode};
+use crate::settings::RateLimitSettings;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -25,10 +26,14 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn from_config(config: &Config, tokens: Arc<KeyRing>) -> anyhow::Result<Self> {
+    pub fn from_config(
+        config: &Config,
+        limits: &RateLimitSettings,
+        tokens: Arc<KeyRing>,
+    ) -> anyhow::Result<Self> {
         Ok(Guard {
-            limiter: limiter(config)?.map(Arc::new),
-            forwarded: forwarded(config)?.map(Arc::new),
+            limiter: limiter(config, limits)?.map(Arc::new),
+            forwarded: forwarded(limits)?.map(Arc::new),
             tokens,
         })
     }
@@ -179,11 +184,10 @@ impl Forwarded {
     }
 }
 
-fn limiter(config: &Config) -> anyhow::Result<Option<RateLimiter>> {
+fn limiter(config: &Config, limits: &RateLimitSettings) -> anyhow::Result<Option<RateLimiter>> {
     if !config.features.rate_limit_enabled {
         return Ok(None);
     }
-    let limits = &config.rate_limit;
     Ok(Some(RateLimiter::new(
         redis::Client::open(config.redis.url())?,
         Limits {
@@ -199,8 +203,8 @@ fn limiter(config: &Config) -> anyhow::Result<Option<RateLimiter>> {
     )))
 }
 
-fn forwarded(config: &Config) -> anyhow::Result<Option<Forwarded>> {
-    let name = config.rate_limit.client_ip_header.trim();
+fn forwarded(limits: &RateLimitSettings) -> anyhow::Result<Option<Forwarded>> {
+    let name = limits.client_ip_header.trim();
     if name.is_empty() {
         return Ok(None);
     }
@@ -208,8 +212,7 @@ fn forwarded(config: &Config) -> anyhow::Result<Option<Forwarded>> {
         axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
             anyhow::anyhow!("rate_limit.client_ip_header: {name:?} is not a header name")
         })?;
-    let trusted = config
-        .rate_limit
+    let trusted = limits
         .trusted_proxies
         .split(',')
         .map(str::trim)

@@ -28,7 +28,12 @@ use std::time::Duration;
 
 pub const TOPICS: [Topic; 2] = [MessagesEvent::TOPIC, GroupsEvent::TOPIC];
 
-pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken) {
+pub async fn run(
+    config: Config,
+    consumer_group: String,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) {
     let kafka = &config.kafka;
     // Records arrive under the prefixed names: map those back, rather than
     // second-guess how the prefix is applied.
@@ -37,7 +42,7 @@ pub async fn run(config: Config, store: Arc<Store>, shutdown: CancellationToken)
         .map(|topic| (kafka.topic(topic.name()), topic))
         .collect();
     let topics: Vec<String> = subscribed.iter().map(|(name, _)| name.clone()).collect();
-    let group = kafka.topic(&config.websocket.consumer_group);
+    let group = kafka.topic(&consumer_group);
     tokio::spawn(messenger_platform::kafka::report_lag(
         kafka.clone(),
         group.clone(),

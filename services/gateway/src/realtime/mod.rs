@@ -12,8 +12,8 @@ pub mod store;
 mod translate;
 
 use crate::sessions::DenyList;
+use crate::settings::WebSocketSettings;
 use messenger_platform::auth::KeyRing;
-use messenger_platform::config::WebSocketConfig;
 use messenger_platform::{CancellationToken, Config};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -30,12 +30,15 @@ pub struct Wiring {
     pub tokens: Arc<KeyRing>,
     pub deny_list: Arc<DenyList>,
     pub access: Arc<dyn ReadAccess>,
+    pub settings: WebSocketSettings,
+    /// Frames one socket may send per second, when rate limiting is on.
+    pub frames_per_second: Option<u32>,
 }
 
 pub struct Realtime {
     hub: hub::Hub,
     store: Arc<store::Store>,
-    settings: WebSocketConfig,
+    settings: WebSocketSettings,
     tokens: Arc<KeyRing>,
     deny_list: Arc<DenyList>,
     access: Arc<dyn ReadAccess>,
@@ -55,27 +58,30 @@ impl Realtime {
     pub fn start(config: &Config, wiring: Wiring, shutdown: CancellationToken) -> Arc<Realtime> {
         let store = Arc::new(store::Store::new(
             wiring.redis.clone(),
-            config.websocket.room_history,
+            wiring.settings.room_history,
             &config.kafka.topic_prefix,
         ));
+        let consumer_group = wiring.settings.consumer_group.clone();
         let realtime = Arc::new(Realtime {
             hub: hub::Hub::new(wiring.redis),
             store: store.clone(),
-            settings: config.websocket.clone(),
+            settings: wiring.settings,
             tokens: wiring.tokens,
             deny_list: wiring.deny_list,
             access: wiring.access,
-            frames_per_second: config
-                .features
-                .rate_limit_enabled
-                .then_some(config.rate_limit.ws_frames_per_second),
+            frames_per_second: wiring.frames_per_second,
             next_socket: AtomicU64::new(1),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             shutdown: shutdown.clone(),
         });
         tokio::spawn(realtime.hub.clone().run(shutdown.clone()));
         if config.features.kafka_enabled {
-            tokio::spawn(fanout::run(config.clone(), store, shutdown.clone()));
+            tokio::spawn(fanout::run(
+                config.clone(),
+                consumer_group,
+                store,
+                shutdown.clone(),
+            ));
         }
         tokio::spawn(presence::sweep(realtime.clone()));
         realtime

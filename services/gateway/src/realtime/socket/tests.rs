@@ -108,6 +108,8 @@ impl Fixture {
             tokens: Arc::clone(&keys),
             deny_list: Arc::clone(&deny_list),
             access: Arc::new(directory),
+            settings: config.section().expect("websocket settings"),
+            frames_per_second: None,
         };
         let realtime = Realtime::start(&config, wiring, shutdown.clone());
         let fixture = Fixture {

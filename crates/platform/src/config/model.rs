@@ -297,6 +297,18 @@ impl Config {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        self.check_positive()?;
+        self.check_kafka()?;
+        self.check_grpc_endpoints()?;
+        if !self.auth.jwt_keys.is_empty() {
+            self.auth.signing_keys()?;
+            self.refuse_development_keys()?;
+        }
+        Ok(())
+    }
+
+    /// Counts and durations that must not be zero.
+    fn check_positive(&self) -> Result<(), ConfigError> {
         let positive = |key: &str, value: u64| {
             if value == 0 {
                 Err(ConfigError::invalid(key, "must be greater than 0"))
@@ -325,6 +337,10 @@ impl Config {
             "kafka.producer_rebuild_after_seconds",
             self.kafka.producer_rebuild_after_seconds,
         )?;
+        Ok(())
+    }
+
+    fn check_kafka(&self) -> Result<(), ConfigError> {
         if self.kafka.topic_partitions < 1 {
             return Err(ConfigError::invalid(
                 "kafka.topic_partitions",
@@ -343,6 +359,10 @@ impl Config {
                 "is required while features.kafka_enabled is true",
             ));
         }
+        Ok(())
+    }
+
+    fn check_grpc_endpoints(&self) -> Result<(), ConfigError> {
         for (key, endpoint) in [
             ("grpc.users", &self.grpc.users),
             ("grpc.groups", &self.grpc.groups),
@@ -375,10 +395,6 @@ impl Config {
                     "must start with http:// or https://",
                 ));
             }
-        }
-        if !self.auth.jwt_keys.is_empty() {
-            self.auth.signing_keys()?;
-            self.refuse_development_keys()?;
         }
         Ok(())
     }

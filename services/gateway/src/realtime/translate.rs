@@ -128,30 +128,79 @@ fn channel_notice(channel: groups_pb::Channel, kind: &'static str) -> Option<Del
     conversation(&room, kind, to_json(Channel::from(channel)))
 }
 
+/// Group events become notices to the group's room and, where a member
+/// must hear it outside the group's rooms (removed, added to a private
+/// channel, a new direct conversation), to that user's own room.
 pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
     let Some(payload) = event.payload else {
         return Vec::new();
     };
+    match payload {
+        G::GroupCreated(_) | G::MemberUnbanned(_) => Vec::new(),
+        G::GroupUpdated(_) | G::GroupDeleted(_) | G::DirectOpened(_) => group_notices(payload),
+        G::ChannelCreated(_)
+        | G::ChannelUpdated(_)
+        | G::ChannelDeleted(_)
+        | G::ChannelMemberAdded(_)
+        | G::ChannelMemberRemoved(_) => channel_notices(payload),
+        G::MemberJoined(_)
+        | G::MemberLeft(_)
+        | G::MemberKicked(_)
+        | G::MemberBanned(_)
+        | G::MemberRoleChanged(_)
+        | G::MemberMuted(_)
+        | G::OwnershipTransferred(_) => member_notices(payload),
+    }
+}
+
+/// A group changed, went away, or a direct conversation opened.
+fn group_notices(payload: G) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    match payload {
+        G::GroupUpdated(updated) => {
+            if let Some(group) = updated.group {
+                let id = group.id.clone();
+                out.extend(conversation(
+                    &id,
+                    "group_updated",
+                    to_json(Group::from(group)),
+                ));
+            }
+        }
+        G::GroupDeleted(deleted) => {
+            let data = json!({"group_id": deleted.group_id});
+            out.extend(conversation(
+                &deleted.group_id,
+                "group_deleted",
+                data.clone(),
+            ));
+            for member in &deleted.member_ids {
+                out.extend(user(member, "group_deleted", data.clone()));
+            }
+        }
+        G::DirectOpened(opened) => {
+            let data = json!({
+                "group": opened.group.map(|g| to_json(Group::from(g))),
+                "channel": opened.channel.map(|c| to_json(Channel::from(c))),
+                "participant_ids": opened.participant_ids,
+            });
+            for participant in &opened.participant_ids {
+                out.extend(user(participant, "dm_opened", data.clone()));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Who belongs to a group and in which role.
+fn member_notices(payload: G) -> Vec<Delivery> {
     let mut out = Vec::new();
     let mut both = |group: &str, member: &str, kind: &'static str, data: Value| {
         out.extend(conversation(group, kind, data.clone()));
         out.extend(user(member, kind, data));
     };
     match payload {
-        G::GroupCreated(_) => {}
-        G::GroupUpdated(updated) => {
-            if let Some(group) = updated.group {
-                let id = group.id.clone();
-                out.extend(conversation(&id, "group_updated", to_json(Group::from(group))));
-            }
-        }
-        G::GroupDeleted(deleted) => {
-            let data = json!({"group_id": deleted.group_id});
-            out.extend(conversation(&deleted.group_id, "group_deleted", data.clone()));
-            for member in &deleted.member_ids {
-                out.extend(user(member, "group_deleted", data.clone()));
-            }
-        }
         G::MemberJoined(joined) => both(
             &joined.group_id,
             &joined.user_id,
@@ -176,7 +225,6 @@ pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
             "member_removed",
             json!({"group_id": banned.group_id, "user_id": banned.user_id, "reason": "banned"}),
         ),
-        G::MemberUnbanned(_) => {}
         G::MemberRoleChanged(changed) => out.extend(conversation(
             &changed.group_id,
             "member_updated",
@@ -203,6 +251,15 @@ pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
                 ));
             }
         }
+        _ => {}
+    }
+    out
+}
+
+/// Channels of a group and their members.
+fn channel_notices(payload: G) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    match payload {
         G::ChannelCreated(created) => {
             out.extend(created.channel.and_then(|c| channel_notice(c, "channel_created")));
         }
@@ -224,16 +281,7 @@ pub fn groups_event(event: groups_pb::GroupsEvent) -> Vec<Delivery> {
             "channel_member_removed",
             json!({"group_id": removed.group_id, "channel_id": removed.channel_id, "user_id": removed.user_id}),
         )),
-        G::DirectOpened(opened) => {
-            let data = json!({
-                "group": opened.group.map(|g| to_json(Group::from(g))),
-                "channel": opened.channel.map(|c| to_json(Channel::from(c))),
-                "participant_ids": opened.participant_ids,
-            });
-            for participant in &opened.participant_ids {
-                out.extend(user(participant, "dm_opened", data.clone()));
-            }
-        }
+        _ => {}
     }
     out
 }

@@ -10,14 +10,17 @@
 //! consumed. The baseline produces N records with the same producer settings
 //! the outbox relay uses and times each until it is consumed.
 
-use messenger_platform::{CancellationToken, Config};
+use messenger_platform::Config;
 use messenger_proto::users::v1::UserEvent;
 use messenger_testkit::TestEnv;
 use rdkafka::Message;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::time::{Duration, Instant};
+use support::{InProcessFleet, wait_ready_within};
 use tokio::sync::mpsc;
+
+mod support;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -26,19 +29,10 @@ async fn main() -> anyhow::Result<()> {
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(200);
     let mut env = TestEnv::new().await?;
-    let defaults = Config::defaults()?;
-    for key in ["passwords.memory_kib", "passwords.iterations"] {
-        let cost = defaults.setting(key).cloned().expect("a default");
-        env.config.set(key, cost)?;
-    }
-    env.config.kafka.message_timeout_ms = defaults.kafka.message_timeout_ms;
-    let mut config = env.config.clone();
-    let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;
-    let base = format!("http://127.0.0.1:{}", config.server.port);
-    let shutdown = CancellationToken::new();
-    let fleet = tokio::spawn(messenger_fleet::run(config, listeners, shutdown.clone()));
+    use_production_costs(&mut env.config)?;
+    let fleet = InProcessFleet::start(&env.config).await?;
     let http = reqwest::Client::new();
-    wait_ready(&http, &base).await?;
+    wait_ready_within(&http, &fleet.base, 300).await?;
 
     let (mut arrivals, listener) = spawn_listener(env.consume(UserEvent::TOPIC.name()).await?);
     let (mut baseline_arrivals, baseline_listener) =
@@ -46,42 +40,16 @@ async fn main() -> anyhow::Result<()> {
 
     // Warm-up: the consumer joins its group and the relay creates its
     // producer connection before anything is timed.
-    register(&http, &base, "warmup_user").await?;
+    register(&http, &fleet.base, "warmup_user").await?;
     wait_for(&mut arrivals, None).await?;
 
-    eprintln!("registering {n} users");
-    let mut http_times = Vec::with_capacity(n);
-    let mut event_times = Vec::with_capacity(n);
-    for i in 0..n {
-        let started = Instant::now();
-        let user_id = register(&http, &base, &format!("bench_user_{i}")).await?;
-        http_times.push(started.elapsed());
-        wait_for(&mut arrivals, Some(&user_id)).await?;
-        event_times.push(started.elapsed());
-        if (i + 1) % 50 == 0 {
-            eprintln!("  {}/{n}", i + 1);
-        }
-    }
+    let (mut http_times, mut event_times) =
+        measure_registrations(&http, &fleet.base, &mut arrivals, n).await?;
 
     eprintln!("baseline: producing {n} records directly");
     let producer = messenger_platform::kafka::producer(&env.config.kafka, "bench")?;
     let topic = env.config.kafka.topic("bench.baseline");
-    let mut baseline = Vec::with_capacity(n);
-    for i in 0..n + 1 {
-        let key = format!("k{i}");
-        let started = Instant::now();
-        producer
-            .send(
-                FutureRecord::to(&topic).key(&key).payload(&[0u8; 64]),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(err, _)| err)?;
-        wait_for(&mut baseline_arrivals, Some(&key)).await?;
-        if i > 0 {
-            baseline.push(started.elapsed()); // the first one warms up
-        }
-    }
+    let mut baseline = measure_baseline(&producer, &topic, &mut baseline_arrivals, n).await?;
 
     println!("| measurement (n = {n}) | p50 | p95 | p99 | max |");
     println!("|---|---|---|---|---|");
@@ -90,8 +58,7 @@ async fn main() -> anyhow::Result<()> {
     row("baseline: produce → consume (same broker)", &mut baseline);
 
     drop(producer);
-    shutdown.cancel();
-    fleet.await??;
+    fleet.stop().await?;
     listener.abort();
     baseline_listener.abort();
     let _ = listener.await;
@@ -100,31 +67,71 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..300 {
-        let response = http.get(format!("{base}/api/v1/ready")).send().await;
-        if response.is_ok_and(|response| response.status().is_success()) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// Production password-hashing cost and Kafka delivery timeout: the latency
+/// measured is the one users would see.
+fn use_production_costs(config: &mut Config) -> anyhow::Result<()> {
+    let defaults = Config::defaults()?;
+    for key in ["passwords.memory_kib", "passwords.iterations"] {
+        let cost = defaults.setting(key).cloned().expect("a default");
+        config.set(key, cost)?;
     }
-    anyhow::bail!("fleet not ready")
+    config.kafka.message_timeout_ms = defaults.kafka.message_timeout_ms;
+    Ok(())
 }
 
+/// Registers `n` users one after another; returns each one's HTTP response
+/// time and its time until the `UserRegistered` record was consumed.
+async fn measure_registrations(
+    http: &reqwest::Client,
+    base: &str,
+    arrivals: &mut mpsc::UnboundedReceiver<String>,
+    n: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    eprintln!("registering {n} users");
+    let mut http_times = Vec::with_capacity(n);
+    let mut event_times = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let user_id = register(http, base, &format!("bench_user_{i}")).await?;
+        http_times.push(started.elapsed());
+        wait_for(arrivals, Some(&user_id)).await?;
+        event_times.push(started.elapsed());
+        if (i + 1) % 50 == 0 {
+            eprintln!("  {}/{n}", i + 1);
+        }
+    }
+    Ok((http_times, event_times))
+}
+
+/// Produces `n + 1` records, one at a time, each timed until consumed.
+async fn measure_baseline(
+    producer: &FutureProducer,
+    topic: &str,
+    arrivals: &mut mpsc::UnboundedReceiver<String>,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut baseline = Vec::with_capacity(n);
+    for i in 0..n + 1 {
+        let key = format!("k{i}");
+        let started = Instant::now();
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&[0u8; 64]),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(err, _)| err)?;
+        wait_for(arrivals, Some(&key)).await?;
+        if i > 0 {
+            baseline.push(started.elapsed()); // the first one warms up
+        }
+    }
+    Ok(baseline)
+}
+
+/// Registers `username` and returns the new user's id.
 async fn register(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<String> {
-    let response: serde_json::Value = http
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&serde_json::json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "display_name": username,
-            "password": "benchmark password",
-        }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let response = support::register_response(http, base, username).await?;
     response["user"]["id"]
         .as_str()
         .map(str::to_owned)

@@ -12,17 +12,53 @@
 // Runtime SQL is fine here: seeds rows straight into the table (clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use messenger_platform::CancellationToken;
+use messenger_platform::Config;
 use messenger_proto::groups::v1 as groups_pb;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::messages::v1 as pb;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
 use messenger_testkit::TestEnv;
+use sqlx::PgPool;
 use std::time::{Duration, Instant};
+use support::InProcessFleet;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+mod support;
+
 const RUNS: usize = 30;
+
+/// Rows per INSERT … SELECT while seeding.
+const BATCH: i64 = 500_000;
+
+type Messages = MessagesServiceClient<Channel>;
+
+/// The one large channel, and the group member who reads it.
+struct History {
+    owner: String,
+    group_id: String,
+    channel: String,
+    total: i64,
+}
+
+impl History {
+    fn page(&self, before: String, after: String, around: String) -> pb::ListMessagesRequest {
+        pb::ListMessagesRequest {
+            actor_id: self.owner.clone(),
+            channel_id: self.channel.clone(),
+            before,
+            after,
+            around,
+            limit: 50,
+        }
+    }
+}
+
+/// The id seeded for `seq`: ids increase with seq, like the UUIDv7 ids the
+/// service assigns.
+fn id_at(seq: i64) -> String {
+    format!("00000000-0000-7000-8000-{seq:012x}")
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,15 +68,21 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(10_000_000);
     let mut env = TestEnv::new().await?;
     env.config.features.kafka_enabled = false;
-    let mut config = env.config.clone();
-    let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;
-    let shutdown = CancellationToken::new();
-    let fleet = tokio::spawn(messenger_fleet::run(
-        config.clone(),
-        listeners,
-        shutdown.clone(),
-    ));
-    let mut groups = GroupsServiceClient::new(
+    let fleet = InProcessFleet::start(&env.config).await?;
+    let (mut groups, mut messages) = connect(&fleet.config).await?;
+    let history = create_channel(&mut groups, total).await?;
+    let pool = env.pool("messages").await?;
+    seed(&pool, &history).await?;
+    measure(&mut messages, &history).await?;
+    pool.close().await;
+    fleet.stop().await?;
+    env.cleanup().await?;
+    Ok(())
+}
+
+/// Clients of the groups and messages services, once the latter answers.
+async fn connect(config: &Config) -> anyhow::Result<(GroupsServiceClient<Channel>, Messages)> {
+    let groups = GroupsServiceClient::new(
         Channel::from_shared(config.grpc.groups.url.clone())?.connect_lazy(),
     );
     let mut messages = MessagesServiceClient::new(
@@ -49,7 +91,14 @@ async fn main() -> anyhow::Result<()> {
     while messages.info(pb::InfoRequest {}).await.is_err() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok((groups, messages))
+}
 
+/// A new group; its default channel is the one seeded.
+async fn create_channel(
+    groups: &mut GroupsServiceClient<Channel>,
+    total: i64,
+) -> anyhow::Result<History> {
     let owner = Uuid::now_v7().to_string();
     let group = groups
         .create_group(groups_pb::CreateGroupRequest {
@@ -59,26 +108,52 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
         .into_inner();
-    let channel = group.default_channel_id.clone();
+    Ok(History {
+        owner,
+        group_id: group.id,
+        channel: group.default_channel_id,
+        total,
+    })
+}
 
-    let pool = env.pool("messages").await?;
+async fn seed(pool: &PgPool, history: &History) -> anyhow::Result<()> {
     let started = Instant::now();
     sqlx::query("INSERT INTO channel_state (channel_id, group_id, last_seq) VALUES ($1::uuid, $2::uuid, $3)")
-        .bind(&channel)
-        .bind(&group.id)
-        .bind(total)
-        .execute(&pool)
+        .bind(&history.channel)
+        .bind(&history.group_id)
+        .bind(history.total)
+        .execute(pool)
         .await?;
     // Secondary indexes are rebuilt once after the load: much faster than
     // maintaining them row by row.
     sqlx::query("DROP INDEX messages_search, messages_group")
-        .execute(&pool)
+        .execute(pool)
         .await?;
-    let batch = 500_000;
+    insert_messages(pool, history, started).await?;
+    eprintln!(
+        "  rebuilding indexes and analyzing ({:.0?})",
+        started.elapsed()
+    );
+    sqlx::query("CREATE INDEX messages_group ON messages (group_id, id)")
+        .execute(pool)
+        .await?;
+    sqlx::query(
+        "CREATE INDEX messages_search ON messages USING gin (search) WHERE deleted_at IS NULL",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("ANALYZE messages").execute(pool).await?;
+    eprintln!("  ready ({:.0?})", started.elapsed());
+    Ok(())
+}
+
+/// Seqs 1 to `total`, BATCH rows per statement, one second apart in time.
+async fn insert_messages(pool: &PgPool, history: &History, started: Instant) -> anyhow::Result<()> {
+    let total = history.total;
     let mut done = 0;
     while done < total {
-        let upto = (done + batch).min(total);
-        // Ids increase with seq, like the UUIDv7 ids the service assigns.
+        let upto = (done + BATCH).min(total);
+        // Ids as `id_at` spells them.
         sqlx::query(
             "INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content, created_at) \
              SELECT ('00000000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, $1::uuid, $2::uuid, \
@@ -86,13 +161,13 @@ async fn main() -> anyhow::Result<()> {
                     now() - make_interval(secs => ($4 - i)::double precision) \
              FROM generate_series($5::bigint, $6::bigint) AS i",
         )
-        .bind(&channel)
-        .bind(&group.id)
-        .bind(&owner)
+        .bind(&history.channel)
+        .bind(&history.group_id)
+        .bind(&history.owner)
         .bind(total)
         .bind(done + 1)
         .bind(upto)
-        .execute(&pool)
+        .execute(pool)
         .await?;
         done = upto;
         eprintln!(
@@ -100,41 +175,30 @@ async fn main() -> anyhow::Result<()> {
             started.elapsed()
         );
     }
-    eprintln!(
-        "  rebuilding indexes and analyzing ({:.0?})",
-        started.elapsed()
-    );
-    sqlx::query("CREATE INDEX messages_group ON messages (group_id, id)")
-        .execute(&pool)
-        .await?;
-    sqlx::query(
-        "CREATE INDEX messages_search ON messages USING gin (search) WHERE deleted_at IS NULL",
-    )
-    .execute(&pool)
-    .await?;
-    sqlx::query("ANALYZE messages").execute(&pool).await?;
-    eprintln!("  ready ({:.0?})", started.elapsed());
+    Ok(())
+}
 
-    let id_at = |seq: i64| format!("00000000-0000-7000-8000-{seq:012x}");
-    let page = |before: String, after: String, around: String| pb::ListMessagesRequest {
-        actor_id: owner.clone(),
-        channel_id: channel.clone(),
-        before,
-        after,
-        around,
-        limit: 50,
-    };
-
+/// Times every request RUNS times and prints a row for each.
+async fn measure(messages: &mut Messages, history: &History) -> anyhow::Result<()> {
+    let total = history.total;
     println!(
         "| request ({total} messages in one channel, limit 50, {RUNS} runs) | first seq | p50 | p95 | max |"
     );
     println!("|---|---|---|---|---|");
+    measure_get_message(messages, history).await?;
+    measure_pages(messages, history).await?;
+    measure_group_offset(messages, history).await
+}
+
+/// The baseline: one message by its primary key, through the same path.
+async fn measure_get_message(messages: &mut Messages, history: &History) -> anyhow::Result<()> {
+    let total = history.total;
     let mut samples = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
         messages
             .get_message(pb::GetMessageRequest {
-                actor_id: owner.clone(),
+                actor_id: history.owner.clone(),
                 message_id: id_at(total / 2),
             })
             .await?;
@@ -145,23 +209,28 @@ async fn main() -> anyhow::Result<()> {
         total / 2,
         &mut samples,
     );
+    Ok(())
+}
 
+/// Pages at both ends and in the middle of the channel.
+async fn measure_pages(messages: &mut Messages, history: &History) -> anyhow::Result<()> {
+    let total = history.total;
     let cases = [
         (
             "latest page",
-            page(String::new(), String::new(), String::new()),
+            history.page(String::new(), String::new(), String::new()),
         ),
         (
             "before the middle",
-            page(id_at(total / 2), String::new(), String::new()),
+            history.page(id_at(total / 2), String::new(), String::new()),
         ),
         (
             "after the 100th (oldest end)",
-            page(String::new(), id_at(100), String::new()),
+            history.page(String::new(), id_at(100), String::new()),
         ),
         (
             "around 90 %",
-            page(String::new(), String::new(), id_at(total / 10 * 9)),
+            history.page(String::new(), String::new(), id_at(total / 10 * 9)),
         ),
     ];
     for (label, request) in cases {
@@ -176,13 +245,18 @@ async fn main() -> anyhow::Result<()> {
         }
         row(label, first, &mut samples);
     }
+    Ok(())
+}
+
+/// The original offset-paged group API, at its largest offset.
+async fn measure_group_offset(messages: &mut Messages, history: &History) -> anyhow::Result<()> {
     let mut samples = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
         messages
             .list_group_messages(pb::ListGroupMessagesRequest {
-                actor_id: owner.clone(),
-                group_id: group.id.clone(),
+                actor_id: history.owner.clone(),
+                group_id: history.group_id.clone(),
                 limit: 50,
                 offset: 10_000,
             })
@@ -191,14 +265,9 @@ async fn main() -> anyhow::Result<()> {
     }
     row(
         "original API, offset 10,000 (its maximum)",
-        total - 10_000,
+        history.total - 10_000,
         &mut samples,
     );
-
-    pool.close().await;
-    shutdown.cancel();
-    fleet.await??;
-    env.cleanup().await?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 use image::DynamicImage;
 use messenger_testkit::TestEnv;
 use std::io::Cursor;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,111 +23,215 @@ mod support;
 /// Uploads (and durable copies) measured, alternating.
 const ROUNDS: usize = 5;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+struct Args {
+    megabytes: u64,
+    images: usize,
+}
+
+fn args() -> Args {
     let mut args = std::env::args()
         .skip(1)
         .filter_map(|arg| arg.parse::<u64>().ok());
     let megabytes = args.next().unwrap_or(50);
     let images = args.next().unwrap_or(20) as usize;
+    Args { megabytes, images }
+}
+
+/// A registered user's way into the fleet.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// The file uploaded and copied, and the folder the copies go to.
+struct Source {
+    dir: PathBuf,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// The two single copies of the source, timed once each.
+struct Copies {
+    kernel: Duration,
+    user_space: Duration,
+}
+
+/// The alternating rounds, each list sorted, and the fleet's memory.
+struct Rounds {
+    uploads: Vec<Duration>,
+    durable_copies: Vec<Duration>,
+    idle: u64,
+    peak: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = args();
     let env = TestEnv::new().await?;
     let fleet = Fleet::start(&env)?;
+    let client = sign_in(&fleet).await?;
+    let source = write_source(args.megabytes)?;
+    let copies = measure_copies(&source, args.megabytes)?;
+    let rounds = measure_uploads(&fleet, &client, &source, args.megabytes).await?;
+    let thumbs = measure_thumbnails(&client, args.images).await?;
+    report(&args, &copies, &rounds, thumbs);
+    drop(fleet);
+    let _ = std::fs::remove_dir_all(&source.dir);
+    env.cleanup().await?;
+    Ok(())
+}
+
+async fn sign_in(fleet: &Fleet) -> anyhow::Result<Client> {
     let http = reqwest::Client::new();
     wait_ready(&http, &fleet.base).await?;
     let token = register(&http, &fleet.base, "media_bench").await?;
+    Ok(Client {
+        http,
+        base: fleet.base.clone(),
+        token,
+    })
+}
 
-    // A PDF-looking file of MEGABYTES of incompressible bytes.
+/// A PDF-looking file of MEGABYTES of incompressible bytes, also written to
+/// a fresh folder on the disk the fleet stores media on.
+fn write_source(megabytes: u64) -> anyhow::Result<Source> {
     let size = (megabytes * 1024 * 1024) as usize;
-    let mut file = b"%PDF-1.4\n".to_vec();
+    let mut bytes = b"%PDF-1.4\n".to_vec();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    while file.len() < size {
+    while bytes.len() < size {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        file.extend_from_slice(&state.to_le_bytes());
+        bytes.extend_from_slice(&state.to_le_bytes());
     }
-    file.truncate(size);
+    bytes.truncate(size);
     let dir = std::env::temp_dir().join(format!("media-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let source = dir.join("source.pdf");
-    std::fs::write(&source, &file)?;
+    let path = dir.join("source.pdf");
+    std::fs::write(&path, &bytes)?;
+    Ok(Source { dir, path, bytes })
+}
 
+fn measure_copies(source: &Source, megabytes: u64) -> anyhow::Result<Copies> {
     eprintln!("baseline: copying {megabytes} MB on the same disk");
     let copy_started = Instant::now();
-    std::fs::copy(&source, dir.join("copy.pdf"))?;
-    let copy = copy_started.elapsed();
+    std::fs::copy(&source.path, source.dir.join("copy.pdf"))?;
+    let kernel = copy_started.elapsed();
     // The same through user space, 64 KiB at a time (no in-kernel copy).
-    let streamed_copy = user_space_copy(&source, &dir.join("copy2.pdf"), false)?;
+    let user_space = user_space_copy(&source.path, &source.dir.join("copy2.pdf"), false)?;
+    Ok(Copies { kernel, user_space })
+}
 
+/// Alternating rounds, so both sides see the same disk weather (a virtual
+/// disk's fsync times vary run to run); medians are compared.
+async fn measure_uploads(
+    fleet: &Fleet,
+    client: &Client,
+    source: &Source,
+    megabytes: u64,
+) -> anyhow::Result<Rounds> {
+    // Let the fleet settle before its idle size is read.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = fleet.rss()?;
-    let peak = Arc::new(AtomicU64::new(idle));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = {
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        let pid = fleet.child.id();
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = messenger_testkit::resident_memory(pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
-    // Alternating rounds, so both sides see the same disk weather (a
-    // virtual disk's fsync times vary run to run); medians are compared.
+    let sampler = PeakSampler::start(fleet, idle);
     let mut durable_copies = Vec::new();
     let mut uploads = Vec::new();
     for round in 0..ROUNDS {
         durable_copies.push(user_space_copy(
-            &source,
-            &dir.join(format!("durable{round}.pdf")),
+            &source.path,
+            &source.dir.join(format!("durable{round}.pdf")),
             true,
         )?);
         eprintln!(
             "uploading {megabytes} MB through the gateway ({}/{ROUNDS})",
             round + 1
         );
-        // Distinct content per round: nothing is deduplicated away. The
-        // client side holds the file; what is measured is the fleet.
-        let mut bytes = file.clone();
-        bytes[16] = round as u8;
-        let upload_started = Instant::now();
-        let response = http
-            .post(format!(
-                "{}/api/v1/media?filename=big{round}.pdf",
-                fleet.base
-            ))
-            .bearer_auth(&token)
-            .header("content-type", "application/pdf")
-            .header("content-length", size.to_string())
-            .body(bytes)
-            .send()
-            .await?;
-        uploads.push(upload_started.elapsed());
-        let status = response.status();
-        anyhow::ensure!(
-            status.as_u16() == 201,
-            "upload answered {status}: {}",
-            response.text().await?
-        );
+        uploads.push(upload_pdf(client, source, round).await?);
     }
-    sampling.store(false, Ordering::Relaxed);
-    let _ = sampler.await;
-    let upload = median(&mut uploads);
-    let durable = median(&mut durable_copies);
-    let peak = peak.load(Ordering::Relaxed);
+    let peak = sampler.stop().await;
+    uploads.sort();
+    durable_copies.sort();
+    Ok(Rounds {
+        uploads,
+        durable_copies,
+        idle,
+        peak,
+    })
+}
 
+/// Uploads the source once, timing the request until it is answered.
+async fn upload_pdf(client: &Client, source: &Source, round: usize) -> anyhow::Result<Duration> {
+    // Distinct content per round: nothing is deduplicated away. The client
+    // side holds the file; what is measured is the fleet.
+    let mut bytes = source.bytes.clone();
+    bytes[16] = round as u8;
+    let upload_started = Instant::now();
+    let response = client
+        .http
+        .post(format!(
+            "{}/api/v1/media?filename=big{round}.pdf",
+            client.base
+        ))
+        .bearer_auth(&client.token)
+        .header("content-type", "application/pdf")
+        .header("content-length", source.bytes.len().to_string())
+        .body(bytes)
+        .send()
+        .await?;
+    let elapsed = upload_started.elapsed();
+    let status = response.status();
+    anyhow::ensure!(
+        status.as_u16() == 201,
+        "upload answered {status}: {}",
+        response.text().await?
+    );
+    Ok(elapsed)
+}
+
+/// The fleet's peak resident memory, read from /proc every 10 ms until
+/// stopped: a streaming upload's buffers live only while it runs.
+struct PeakSampler {
+    peak: Arc<AtomicU64>,
+    sampling: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakSampler {
+    fn start(fleet: &Fleet, idle: u64) -> PeakSampler {
+        let peak = Arc::new(AtomicU64::new(idle));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let task = {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            let pid = fleet.child.id();
+            tokio::spawn(async move {
+                while sampling.load(Ordering::Relaxed) {
+                    if let Some(rss) = messenger_testkit::resident_memory(pid) {
+                        peak.fetch_max(rss, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        PeakSampler {
+            peak,
+            sampling,
+            task,
+        }
+    }
+
+    async fn stop(self) -> u64 {
+        self.sampling.store(false, Ordering::Relaxed);
+        let _ = self.task.await;
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Time from the first of `images` 4-megapixel JPEG uploads until every one
+/// is processed (stripped and thumbnailed).
+async fn measure_thumbnails(client: &Client, images: usize) -> anyhow::Result<Duration> {
     eprintln!("thumbnails: uploading {images} 4-megapixel JPEGs");
-    let jpeg = {
-        let mut out = Cursor::new(Vec::new());
-        let image = image::RgbImage::from_fn(2304, 1728, |x, y| {
-            image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
-        });
-        DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Jpeg)?;
-        out.into_inner()
-    };
+    let jpeg = four_megapixel_jpeg()?;
     let thumbs_started = Instant::now();
     let mut ids = Vec::new();
     for i in 0..images {
@@ -134,9 +239,13 @@ async fn main() -> anyhow::Result<()> {
         let mut bytes = jpeg.clone();
         let len = bytes.len();
         bytes[len - 3] = (i % 251) as u8;
-        let uploaded: serde_json::Value = http
-            .post(format!("{}/api/v1/media?filename=photo{i}.jpg", fleet.base))
-            .bearer_auth(&token)
+        let uploaded: serde_json::Value = client
+            .http
+            .post(format!(
+                "{}/api/v1/media?filename=photo{i}.jpg",
+                client.base
+            ))
+            .bearer_auth(&client.token)
             .header("content-type", "image/jpeg")
             .body(bytes)
             .send()
@@ -147,27 +256,48 @@ async fn main() -> anyhow::Result<()> {
         ids.push(support::text(&uploaded["id"])?);
     }
     for id in &ids {
-        loop {
-            let info: serde_json::Value = http
-                .get(format!("{}/api/v1/media/{id}/info", fleet.base))
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .json()
-                .await?;
-            if info["state"] == "ready" {
-                break;
-            }
-            anyhow::ensure!(info["state"] == "pending", "processing failed: {info}");
-            anyhow::ensure!(
-                thumbs_started.elapsed() < Duration::from_secs(300),
-                "too slow"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_processed(client, id, thumbs_started).await?;
     }
-    let thumbs = thumbs_started.elapsed();
+    Ok(thumbs_started.elapsed())
+}
 
+fn four_megapixel_jpeg() -> anyhow::Result<Vec<u8>> {
+    let mut out = Cursor::new(Vec::new());
+    let image = image::RgbImage::from_fn(2304, 1728, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Jpeg)?;
+    Ok(out.into_inner())
+}
+
+/// Polls the upload `id` until it is ready; five minutes from `started` at
+/// most.
+async fn wait_processed(client: &Client, id: &str, started: Instant) -> anyhow::Result<()> {
+    loop {
+        let info: serde_json::Value = client
+            .http
+            .get(format!("{}/api/v1/media/{id}/info", client.base))
+            .bearer_auth(&client.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if info["state"] == "ready" {
+            return Ok(());
+        }
+        anyhow::ensure!(info["state"] == "pending", "processing failed: {info}");
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "too slow");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn report(args: &Args, copies: &Copies, rounds: &Rounds, thumbs: Duration) {
+    let Args { megabytes, images } = *args;
+    let (uploads, durable_copies) = (&rounds.uploads, &rounds.durable_copies);
+    let upload = median(uploads);
+    let durable = median(durable_copies);
+    let (copy, streamed_copy) = (copies.kernel, copies.user_space);
+    let (idle, peak) = (rounds.idle, rounds.peak);
     let mb = megabytes as f64;
     println!("| measurement | value |");
     println!("|---|---|");
@@ -212,10 +342,6 @@ async fn main() -> anyhow::Result<()> {
         thumbs.as_secs_f64(),
         images as f64 / thumbs.as_secs_f64()
     );
-    drop(fleet);
-    let _ = std::fs::remove_dir_all(&dir);
-    env.cleanup().await?;
-    Ok(())
 }
 
 /// Copies `source` through user space, 64 KiB at a time; `durable` also
@@ -247,8 +373,7 @@ fn user_space_copy(
     Ok(started.elapsed())
 }
 
-/// Sorts `times` and returns the middle one.
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
+/// The middle of `times`, which are sorted.
+fn median(times: &[Duration]) -> Duration {
     times[times.len() / 2]
 }

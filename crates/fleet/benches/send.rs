@@ -18,21 +18,33 @@
 //! two gRPC hops, the authorization check, reading the stored message back,
 //! and the outbox relay publishing every event to Kafka.
 
-use messenger_platform::{CancellationToken, Config};
+use messenger_platform::Config;
 use messenger_proto::messages::v1::{MessageCreated, MessagesEvent};
 use messenger_testkit::TestEnv;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{post, text, wait_ready};
+use support::{InProcessFleet, create_group, join_members, register, wait_ready};
 
 mod support;
 
 const CLIENTS: usize = 16;
 const CHANNELS: usize = 16;
 
-struct Member {
-    token: String,
+/// Who sends, and where: the members' tokens and the group's channels,
+/// shared with every sending task.
+struct Senders {
+    members: Arc<Vec<String>>,
+    channels: Arc<Vec<String>>,
+}
+
+/// What the two phases through the gateway measured.
+struct Measured {
+    sent: usize,
+    peak_rate: f64,
+    peak_latency: Vec<Duration>,
+    paced_rate: f64,
+    paced_latency: Vec<Duration>,
 }
 
 #[tokio::main]
@@ -41,95 +53,83 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|arg| arg.parse().ok())
         .unwrap_or(15);
-    let phase = Duration::from_secs(seconds);
     let mut env = TestEnv::new().await?;
+    // The production pool size: the test default would cap the send rate.
     env.config.database.max_connections = Config::defaults()?.database.max_connections;
-    let mut config = env.config.clone();
-    let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;
-    let base = format!("http://127.0.0.1:{}", config.server.port);
-    let shutdown = CancellationToken::new();
-    let fleet = tokio::spawn(messenger_fleet::run(config, listeners, shutdown.clone()));
+    let fleet = InProcessFleet::start(&env.config).await?;
     let http = reqwest::Client::new();
-    wait_ready(&http, &base).await?;
+    wait_ready(&http, &fleet.base).await?;
+    let senders = seed(&http, &fleet.base).await?;
+    let measured = measure_gateway(&http, &fleet.base, &senders, seconds).await?;
+    // pgbench gets the database to itself.
+    fleet.stop().await?;
+    eprintln!("baseline: pgbench, {CLIENTS} clients for {seconds} s");
+    let raw_rate = pgbench(&env.config, seconds)?;
+    report(seconds, measured, raw_rate);
+    env.cleanup().await?;
+    Ok(())
+}
 
+/// One owner's group with CHANNELS channels, joined by CLIENTS members.
+async fn seed(http: &reqwest::Client, base: &str) -> anyhow::Result<Senders> {
     eprintln!("setting up {CLIENTS} members and {CHANNELS} channels");
-    let owner = register(&http, &base, "bench_owner").await?;
-    let group = post(
-        &http,
-        &base,
-        &owner.token,
-        "/api/v1/groups",
-        json!({"name": "Send benchmark", "visibility": "public"}),
-    )
-    .await?;
-    let group_id = text(&group["id"])?;
-    let mut channels = vec![text(&group["default_channel_id"])?];
-    for i in 1..CHANNELS {
-        let channel = post(
-            &http,
-            &base,
-            &owner.token,
-            &format!("/api/v1/groups/{group_id}/channels"),
-            json!({"name": format!("channel-{i}")}),
-        )
-        .await?;
-        channels.push(text(&channel["id"])?);
-    }
-    let mut members = Vec::new();
-    for i in 0..CLIENTS {
-        let member = register(&http, &base, &format!("bench_sender_{i}")).await?;
-        post(
-            &http,
-            &base,
-            &member.token,
-            &format!("/api/v1/groups/{group_id}/members"),
-            json!({}),
-        )
-        .await?;
-        members.push(member);
-    }
-    let channels = Arc::new(channels);
-    let members = Arc::new(members);
+    let owner = register(http, base, "bench_owner").await?;
+    let (group_id, channels) =
+        create_group(http, base, &owner, "Send benchmark", "channel-", CHANNELS).await?;
+    let members = join_members(http, base, &group_id, "bench_sender_", CLIENTS).await?;
+    Ok(Senders {
+        members: Arc::new(members),
+        channels: Arc::new(channels),
+    })
+}
 
+/// Warm-up, then the peak (closed loop) and paced (open loop) phases.
+async fn measure_gateway(
+    http: &reqwest::Client,
+    base: &str,
+    senders: &Senders,
+    seconds: u64,
+) -> anyhow::Result<Measured> {
+    let phase = Duration::from_secs(seconds);
     eprintln!("warming up");
-    run_closed_loop(&http, &base, &members, &channels, Duration::from_secs(2)).await?;
+    run_closed_loop(http, base, senders, Duration::from_secs(2)).await?;
 
     eprintln!("peak: {CLIENTS} closed-loop clients for {seconds} s");
-    let (sent, elapsed, mut peak_latency) =
-        run_closed_loop(&http, &base, &members, &channels, phase).await?;
+    let (sent, elapsed, peak_latency) = run_closed_loop(http, base, senders, phase).await?;
     let peak_rate = sent as f64 / elapsed.as_secs_f64();
 
     let paced_rate = peak_rate / 2.0;
     eprintln!("paced: {paced_rate:.0} sends/s for {seconds} s");
-    let mut paced_latency = run_paced(&http, &base, &members, &channels, paced_rate, phase).await?;
+    let paced_latency = run_paced(http, base, senders, paced_rate, phase).await?;
+    Ok(Measured {
+        sent,
+        peak_rate,
+        peak_latency,
+        paced_rate,
+        paced_latency,
+    })
+}
 
-    shutdown.cancel();
-    fleet.await??;
-
-    eprintln!("baseline: pgbench, {CLIENTS} clients for {seconds} s");
-    let raw_rate = pgbench(&env.config, seconds)?;
-
+fn report(seconds: u64, mut measured: Measured, raw_rate: f64) {
     println!(
         "| measurement ({CLIENTS} clients, {CHANNELS} channels, {seconds} s each) | rate | p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|");
     row(
-        &format!("peak: closed loop ({sent} sends)"),
-        peak_rate,
-        &mut peak_latency,
+        &format!("peak: closed loop ({} sends)", measured.sent),
+        measured.peak_rate,
+        &mut measured.peak_latency,
     );
     row(
         "paced at half the peak rate",
-        paced_rate,
-        &mut paced_latency,
+        measured.paced_rate,
+        &mut measured.paced_latency,
     );
     println!("| baseline: pgbench, same transaction | {raw_rate:.0}/s | | | |");
     println!(
         "\nsends through the gateway / raw Postgres rate: {:.0}%",
-        100.0 * peak_rate / raw_rate
+        100.0 * measured.peak_rate / raw_rate
     );
-    env.cleanup().await?;
-    Ok(())
 }
 
 /// Each member sends, waits for the answer, sends again, until `phase`
@@ -137,19 +137,18 @@ async fn main() -> anyhow::Result<()> {
 async fn run_closed_loop(
     http: &reqwest::Client,
     base: &str,
-    members: &Arc<Vec<Member>>,
-    channels: &Arc<Vec<String>>,
+    senders: &Senders,
     phase: Duration,
 ) -> anyhow::Result<(usize, Duration, Vec<Duration>)> {
     let started = Instant::now();
     let deadline = started + phase;
     let mut clients = Vec::new();
-    for client in 0..members.len() {
+    for client in 0..senders.members.len() {
         let (http, base, members, channels) = (
             http.clone(),
             base.to_owned(),
-            members.clone(),
-            channels.clone(),
+            senders.members.clone(),
+            senders.channels.clone(),
         );
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -175,8 +174,7 @@ async fn run_closed_loop(
 async fn run_paced(
     http: &reqwest::Client,
     base: &str,
-    members: &Arc<Vec<Member>>,
-    channels: &Arc<Vec<String>>,
+    senders: &Senders,
     rate: f64,
     phase: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
@@ -193,8 +191,8 @@ async fn run_paced(
         let (http, base, members, channels) = (
             http.clone(),
             base.to_owned(),
-            members.clone(),
-            channels.clone(),
+            senders.members.clone(),
+            senders.channels.clone(),
         );
         sends.push(tokio::spawn(async move {
             let member = &members[i % members.len()];
@@ -213,12 +211,12 @@ async fn run_paced(
 async fn send(
     http: &reqwest::Client,
     base: &str,
-    member: &Member,
+    token: &str,
     channel: &str,
     i: usize,
 ) -> anyhow::Result<()> {
     http.post(format!("{base}/api/v1/channels/{channel}/messages"))
-        .bearer_auth(&member.token)
+        .bearer_auth(token)
         .json(&json!({"content": format!("benchmark message number {i}, about sixty characters long")}))
         .send()
         .await?
@@ -286,12 +284,6 @@ COMMIT;
                 .and_then(|tps| tps.parse().ok())
         })
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {stdout}"))
-}
-
-async fn register(http: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<Member> {
-    Ok(Member {
-        token: support::register(http, base, username).await?,
-    })
 }
 
 fn row(name: &str, rate: f64, samples: &mut [Duration]) {

@@ -1,10 +1,10 @@
-//! Shared by the load tools: the fleet as a child process, and a few
-//! REST helpers.
+//! Shared by the load tools: the fleet as a child process or inside this
+//! one, and a few REST helpers.
 
 // Each load tool compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
-use messenger_platform::Config;
+use messenger_platform::{CancellationToken, Config};
 use messenger_testkit::{TEST_JWT_KEYS, TestEnv};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -84,8 +84,52 @@ impl Fleet {
     }
 }
 
+/// The fleet inside this process on ephemeral ports, for tools that need no
+/// /proc view of it; `stop` shuts it down and returns its outcome.
+pub struct InProcessFleet {
+    /// The settings it runs with, its listeners' addresses filled in.
+    pub config: Config,
+    pub base: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcessFleet {
+    pub async fn start(config: &Config) -> anyhow::Result<InProcessFleet> {
+        let mut config = config.clone();
+        let listeners = messenger_fleet::Listeners::ephemeral(&mut config).await?;
+        let base = format!("http://127.0.0.1:{}", config.server.port);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(messenger_fleet::run(
+            config.clone(),
+            listeners,
+            shutdown.clone(),
+        ));
+        Ok(InProcessFleet {
+            config,
+            base,
+            shutdown,
+            task,
+        })
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+}
+
 pub async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..600 {
+    wait_ready_within(http, base, 600).await
+}
+
+/// Polls readiness every 100 ms, giving up after `attempts`.
+pub async fn wait_ready_within(
+    http: &reqwest::Client,
+    base: &str,
+    attempts: u32,
+) -> anyhow::Result<()> {
+    for _ in 0..attempts {
         let response = http.get(format!("{base}/api/v1/ready")).send().await;
         if response.is_ok_and(|response| response.status().is_success()) {
             return Ok(());
@@ -95,12 +139,23 @@ pub async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()
     anyhow::bail!("fleet not ready")
 }
 
+/// Registers `username` and returns its access token.
 pub async fn register(
     http: &reqwest::Client,
     base: &str,
     username: &str,
 ) -> anyhow::Result<String> {
-    let response: Value = http
+    let response = register_response(http, base, username).await?;
+    text(&response["access_token"])
+}
+
+/// Registers `username` and returns the whole answer.
+pub async fn register_response(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> anyhow::Result<Value> {
+    Ok(http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&json!({
             "username": username,
@@ -112,8 +167,67 @@ pub async fn register(
         .await?
         .error_for_status()?
         .json()
+        .await?)
+}
+
+/// Creates a public group named `name` with `count` channels in all (its
+/// default channel first, then `{prefix}1`, `{prefix}2`, …); returns the
+/// group's id and the channels' ids.
+pub async fn create_group(
+    http: &reqwest::Client,
+    base: &str,
+    owner: &str,
+    name: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let group = post(
+        http,
+        base,
+        owner,
+        "/api/v1/groups",
+        json!({"name": name, "visibility": "public"}),
+    )
+    .await?;
+    let group_id = text(&group["id"])?;
+    let mut channels = vec![text(&group["default_channel_id"])?];
+    for i in 1..count {
+        let channel = post(
+            http,
+            base,
+            owner,
+            &format!("/api/v1/groups/{group_id}/channels"),
+            json!({"name": format!("{prefix}{i}")}),
+        )
         .await?;
-    text(&response["access_token"])
+        channels.push(text(&channel["id"])?);
+    }
+    Ok((group_id, channels))
+}
+
+/// Registers `count` users named `{prefix}0`, `{prefix}1`, … and has each
+/// join the group, one after another; returns their tokens.
+pub async fn join_members(
+    http: &reqwest::Client,
+    base: &str,
+    group_id: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut members = Vec::new();
+    for i in 0..count {
+        let token = register(http, base, &format!("{prefix}{i}")).await?;
+        post(
+            http,
+            base,
+            &token,
+            &format!("/api/v1/groups/{group_id}/members"),
+            json!({}),
+        )
+        .await?;
+        members.push(token);
+    }
+    Ok(members)
 }
 
 pub fn text(value: &Value) -> anyhow::Result<String> {

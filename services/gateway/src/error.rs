@@ -38,6 +38,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::InvalidArgument,
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidPath,
+        ErrorCode::Unauthenticated,
+        ErrorCode::TokenExpired,
+        ErrorCode::SessionRevoked,
+        ErrorCode::PermissionDenied,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::AlreadyExists,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RangeNotSatisfiable,
+        ErrorCode::RequestTimeout,
+        ErrorCode::RateLimited,
+        ErrorCode::UploadsDisabled,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+        ErrorCode::Timeout,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgument => "invalid_argument",
@@ -262,3 +286,23 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn the_api_reference_lists_every_error_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
+        let reference = std::fs::read_to_string(path).expect("docs/api.md");
+        let errors = reference
+            .split("## Errors")
+            .nth(1)
+            .and_then(|section| section.split("\n## ").next())
+            .expect("an Errors section");
+        for code in ErrorCode::ALL {
+            let name = format!("`{}`", code.as_str());
+            assert!(errors.contains(&name), "docs/api.md does not list {name}");
+        }
+    }
+}

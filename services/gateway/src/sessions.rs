@@ -50,6 +50,20 @@ impl DenyList {
             .await
     }
 
+    /// Records a revocation without announcing it, as when the announcement
+    /// is missed by a replica whose subscriber is reconnecting.
+    #[cfg(test)]
+    pub async fn revoke_unannounced(&self, session: Uuid) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        redis::cmd("SET")
+            .arg(self.key(session))
+            .arg(1)
+            .arg("EX")
+            .arg(self.ttl_seconds)
+            .query_async(&mut connection)
+            .await
+    }
+
     /// Whether the session was revoked. If Redis cannot answer, the token's
     /// signature and expiry decide alone (as the rate limiter fails open);
     /// that is logged and counted.

@@ -118,6 +118,26 @@ impl Hub {
         metrics::gauge!("ws_connections").increment(1.0);
     }
 
+    /// What a reconnect of the subscriber does: every socket catches up.
+    #[cfg(test)]
+    pub fn catch_up_everyone(&self) {
+        let all: Vec<u64> = self.routes().sockets.keys().copied().collect();
+        self.send(all, || Signal::CatchUp);
+    }
+
+    /// Files socket `id` under the session of the token it re-authenticated
+    /// with, so revoking that session reaches it.
+    pub fn move_session(&self, id: u64, from: Uuid, to: Uuid) {
+        let mut routes = self.routes();
+        if let Some(sockets) = routes.sessions.get_mut(&from) {
+            sockets.remove(&id);
+            if sockets.is_empty() {
+                routes.sessions.remove(&from);
+            }
+        }
+        routes.sessions.entry(to).or_default().insert(id);
+    }
+
     pub async fn remove_socket(&self, id: u64) {
         let _changes = self.inner.changes.lock().await;
         let emptied = {

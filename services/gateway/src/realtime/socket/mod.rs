@@ -94,6 +94,8 @@ impl RecentEvents {
 struct Connection<W> {
     id: u64,
     user: Uuid,
+    /// The session of the token the socket last authenticated with.
+    session: Uuid,
     /// The client's address, as the rate limiter resolves it.
     address: String,
     /// Admitted under the socket caps: only then did it come online.
@@ -162,6 +164,7 @@ pub async fn serve<W: Outgoing, R: Incoming>(
     let mut connection = Connection {
         id,
         user: principal.user_id,
+        session: principal.session_id,
         address,
         admitted: false,
         expires_at,

@@ -91,7 +91,29 @@ impl<W: Outgoing> Connection<W> {
         match frame {
             ClientFrame::Auth { token } => {
                 match self.realtime.tokens.current().verify_until(&token) {
+                    Ok((principal, _))
+                        if principal.user_id == self.user
+                            && self
+                                .realtime
+                                .deny_list
+                                .is_revoked(principal.session_id)
+                                .await =>
+                    {
+                        self.send(&frames::error(
+                            "session_revoked",
+                            "the token's session has ended; sign in again",
+                        ))
+                        .await
+                    }
                     Ok((principal, expires_at)) if principal.user_id == self.user => {
+                        if principal.session_id != self.session {
+                            self.realtime.hub.move_session(
+                                self.id,
+                                self.session,
+                                principal.session_id,
+                            );
+                            self.session = principal.session_id;
+                        }
                         self.expires_at = expires_at;
                         self.send(&frames::control(
                             "auth_ok",
@@ -345,6 +367,14 @@ impl<W: Outgoing> Connection<W> {
                 Ok(())
             }
             Signal::CatchUp => {
+                // Revocations announced while the subscriber was away were
+                // not heard: the deny-list still has them.
+                if self.realtime.deny_list.is_revoked(self.session).await {
+                    return Err(Closing(
+                        close::SESSION_REVOKED,
+                        "the session has ended; sign in again",
+                    ));
+                }
                 let rooms: Vec<Room> = self.rooms.keys().copied().collect();
                 for room in rooms {
                     self.catch_up(room, None).await?;

@@ -414,6 +414,55 @@ async fn revoking_the_session_closes_its_socket() {
 }
 
 #[tokio::test]
+async fn a_socket_follows_the_session_it_reauthenticated_with() {
+    let fixture = Fixture::start(&[]).await;
+    let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut client = fixture.connect(fixture.token(first));
+    client.expect("connected").await;
+    client.send(json!({"type": "auth", "data": {"token": fixture.token(second)}}));
+    client.expect("auth_ok").await;
+    // The first session ending no longer concerns this socket...
+    fixture.deny_list.revoke(first).await.expect("revoke");
+    client.send(json!({"type": "ping", "data": {}}));
+    client.expect("pong").await;
+    // ...the second one's does.
+    fixture.deny_list.revoke(second).await.expect("revoke");
+    assert_eq!(client.close_code().await, close::SESSION_REVOKED);
+    fixture.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_token_of_an_ended_session_cannot_reauthenticate() {
+    let fixture = Fixture::start(&[]).await;
+    let ended = Uuid::new_v4();
+    fixture.deny_list.revoke(ended).await.expect("revoke");
+    let mut client = fixture.connect(fixture.token(Uuid::new_v4()));
+    client.expect("connected").await;
+    client.send(json!({"type": "auth", "data": {"token": fixture.token(ended)}}));
+    let refused = client.expect("error").await;
+    assert_eq!(refused["data"]["code"], "session_revoked", "{refused}");
+    client.send(json!({"type": "ping", "data": {}}));
+    client.expect("pong").await;
+    fixture.clean_up().await;
+}
+
+#[tokio::test]
+async fn a_revocation_missed_while_reconnecting_closes_on_catch_up() {
+    let fixture = Fixture::start(&[]).await;
+    let session = Uuid::new_v4();
+    let mut client = fixture.connect(fixture.token(session));
+    client.expect("connected").await;
+    fixture
+        .deny_list
+        .revoke_unannounced(session)
+        .await
+        .expect("deny");
+    fixture.realtime.hub.catch_up_everyone();
+    assert_eq!(client.close_code().await, close::SESSION_REVOKED);
+    fixture.clean_up().await;
+}
+
+#[tokio::test]
 async fn a_revoked_session_cannot_connect() {
     let fixture = Fixture::start(&[]).await;
     let session = Uuid::new_v4();

@@ -115,8 +115,19 @@ impl Accounts {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        if let Some(user) = &user {
-            self.count_attempt(user.id).await?;
+        // A login that names no account is counted too: were it not, only
+        // real accounts would ever answer 429, which would name them.
+        match &user {
+            Some(user) => {
+                let counted = repo::count_sign_in_attempt(&self.pool, user.id).await?;
+                self.within_allowance(counted, &user.id.to_string())?;
+            }
+            None if !impossible => {
+                let key = login.trim().to_lowercase();
+                let counted = repo::count_unknown_login_attempt(&self.pool, &key).await?;
+                self.within_allowance(counted, "an unknown login")?;
+            }
+            None => {} // names no account and never could: nothing to learn
         }
         let matches = self.hasher.verify(password, hash).await?;
         match user {
@@ -128,13 +139,12 @@ impl Accounts {
         }
     }
 
-    /// Counts a guess at the account before its hash is checked: beyond
-    /// the allowance even the right password waits for the window to end.
-    /// Keyed by the account, so `alice`, `ALICE` and her email are one.
-    async fn count_attempt(&self, user: Uuid) -> Result<()> {
-        let (attempts, seconds_left) = repo::count_sign_in_attempt(&self.pool, user).await?;
+    /// A guess is counted before the hash is checked: beyond the allowance
+    /// even the right password waits for the window to end. Accounts are
+    /// counted by id, so `alice`, `ALICE` and her email are one.
+    fn within_allowance(&self, (attempts, seconds_left): (i32, f64), guessed: &str) -> Result<()> {
         if i64::from(attempts) > i64::from(self.attempts_per_minute) {
-            tracing::warn!(user_id = %user, attempts, "sign-in attempts over the allowance");
+            tracing::warn!(guessed, attempts, "sign-in attempts over the allowance");
             return Err(Error::TooManyAttempts {
                 retry_after: std::time::Duration::from_secs_f64(seconds_left.clamp(1.0, 60.0)),
             });

@@ -159,6 +159,33 @@ pub async fn count_sign_in_attempt(pool: &PgPool, user: Uuid) -> sqlx::Result<(i
     Ok((row.attempts, row.seconds_left))
 }
 
+/// The same for a login that names no account (lower-cased), pruning a few
+/// rows whose window ended so the table stays as small as one minute of
+/// guesses. (The login being counted is never among them: one statement
+/// must not touch a row twice.)
+pub async fn count_unknown_login_attempt(pool: &PgPool, login: &str) -> sqlx::Result<(i32, f64)> {
+    let row = sqlx::query!(
+        r#"WITH pruned AS (
+             DELETE FROM sign_in_attempts_by_login
+             WHERE login IN (SELECT login FROM sign_in_attempts_by_login
+                             WHERE window_start <= now() - interval '1 minute' AND login <> $1
+                             LIMIT 16 FOR UPDATE SKIP LOCKED)
+           )
+           INSERT INTO sign_in_attempts_by_login (login, window_start, attempts) VALUES ($1, now(), 1)
+           ON CONFLICT (login) DO UPDATE SET
+             attempts = CASE WHEN sign_in_attempts_by_login.window_start <= now() - interval '1 minute'
+                             THEN 1 ELSE sign_in_attempts_by_login.attempts + 1 END,
+             window_start = CASE WHEN sign_in_attempts_by_login.window_start <= now() - interval '1 minute'
+                                 THEN now() ELSE sign_in_attempts_by_login.window_start END
+           RETURNING attempts,
+             EXTRACT(EPOCH FROM window_start + interval '1 minute' - now())::float8 AS "seconds_left!""#,
+        login,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.attempts, row.seconds_left))
+}
+
 /// A correct password ends the account's counting window.
 pub async fn clear_sign_in_attempts(pool: &PgPool, user: Uuid) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM sign_in_attempts WHERE user_id = $1", user)

@@ -111,6 +111,16 @@ async fn account_guessing_is_limited_even_with_rate_limiting_off() {
     let (other, stop_other) = app.second_gateway().await;
     app.register("guessed").await;
     guesses_at_one_account_are_throttled(&app, &other, "guessed").await;
+    // A login that names no account answers the same way, or the 429 alone
+    // would tell which accounts exist.
+    for (base, spelling) in [(&app.base, "nobody_here"), (&other, "NOBODY_HERE")] {
+        let wrong = login(&app, base, spelling, "wrong guess").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let third = login(&app, &app.base, "Nobody_Here", "wrong guess").await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = third.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
     stop_other.cancel();
     app.cleanup().await;
 }

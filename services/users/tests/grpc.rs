@@ -174,6 +174,7 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
         "outbox",
         "refresh_tokens",
         "sign_in_attempts",
+        "sign_in_attempts_by_login",
         "users",
     ] {
         assert!(
@@ -185,7 +186,7 @@ async fn migrations_are_reversible_and_stay_in_their_schema() {
     let reverted = messenger_platform::db::migrate_down(&pool, &messenger_users::MIGRATOR, None)
         .await
         .expect("down");
-    assert_eq!(reverted, [3, 2, 1]);
+    assert_eq!(reverted, [4, 3, 2, 1]);
     let left: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'users' AND table_name <> '_sqlx_migrations'",
     )

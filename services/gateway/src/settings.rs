@@ -35,13 +35,16 @@ impl Section for WebSocketSettings {
     const KEY: &'static str = "websocket";
 
     fn check(&self) -> Result<(), ConfigError> {
-        positive(
+        ConfigError::require_positive(
             "websocket.heartbeat_interval_ms",
             self.heartbeat_interval_ms,
         )?;
-        positive("websocket.send_queue_frames", self.send_queue_frames as u64)?;
-        positive("websocket.presence_ttl_ms", self.presence_ttl_ms)?;
-        positive(
+        ConfigError::require_positive(
+            "websocket.send_queue_frames",
+            self.send_queue_frames as u64,
+        )?;
+        ConfigError::require_positive("websocket.presence_ttl_ms", self.presence_ttl_ms)?;
+        ConfigError::require_positive(
             "websocket.max_rooms_per_socket",
             self.max_rooms_per_socket as u64,
         )
@@ -84,7 +87,7 @@ impl Section for RateLimitSettings {
             ("rate_limit.default_per_minute", self.default_per_minute),
             ("rate_limit.ws_frames_per_second", self.ws_frames_per_second),
         ] {
-            positive(key, value.into())?;
+            ConfigError::require_positive(key, value.into())?;
         }
         Ok(())
     }
@@ -112,11 +115,4 @@ impl UploadLimits {
     pub fn upload_timeout(&self, server: &ServerConfig) -> Duration {
         upload_timeout(server, self.largest())
     }
-}
-
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::invalid(key, "must be greater than 0"));
-    }
-    Ok(())
 }

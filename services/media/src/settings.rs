@@ -31,9 +31,7 @@ impl Section for MediaSettings {
             ("media.max_file_bytes", self.max_file_bytes),
             ("media.max_image_pixels", self.max_image_pixels),
         ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be greater than 0"));
-            }
+            ConfigError::require_positive(key, value)?;
         }
         Ok(())
     }

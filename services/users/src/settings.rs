@@ -38,12 +38,9 @@ impl Section for SignInLimit {
     const KEY: &'static str = "rate_limit";
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.login_per_account_per_minute == 0 {
-            return Err(ConfigError::invalid(
-                "rate_limit.login_per_account_per_minute",
-                "must be greater than 0",
-            ));
-        }
-        Ok(())
+        ConfigError::require_positive(
+            "rate_limit.login_per_account_per_minute",
+            self.login_per_account_per_minute.into(),
+        )
     }
 }

@@ -41,6 +41,14 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// Refuses a zero count or duration at `key`.
+    pub fn require_positive(key: &str, value: u64) -> Result<(), Self> {
+        if value == 0 {
+            return Err(ConfigError::invalid(key, "must be greater than 0"));
+        }
+        Ok(())
+    }
+
     pub fn invalid(key: &str, message: impl Into<String>) -> Self {
         let env = env::env_name_for(key)
             .map(|name| format!(" (env {name})"))

@@ -309,13 +309,7 @@ impl Config {
 
     /// Counts and durations that must not be zero.
     fn check_positive(&self) -> Result<(), ConfigError> {
-        let positive = |key: &str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::invalid(key, "must be greater than 0"))
-            } else {
-                Ok(())
-            }
-        };
+        let positive = ConfigError::require_positive;
         positive("server.port", self.server.port.into())?;
         positive(
             "server.body_limit_bytes",

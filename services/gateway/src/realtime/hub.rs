@@ -118,8 +118,9 @@ impl Hub {
         metrics::gauge!("ws_connections").increment(1.0);
     }
 
-    /// What a reconnect of the subscriber does: every socket catches up.
-    #[cfg(test)]
+    /// Tells every socket to catch up from the room logs (and to check its
+    /// session against the deny-list): what a reconnect of the subscriber
+    /// may have made them miss.
     pub fn catch_up_everyone(&self) {
         let all: Vec<u64> = self.routes().sockets.keys().copied().collect();
         self.send(all, || Signal::CatchUp);
@@ -324,8 +325,7 @@ impl Hub {
                     backoff = Duration::from_millis(100);
                     if connected_before {
                         tracing::info!("realtime subscriber reconnected to Redis");
-                        let all: Vec<u64> = self.routes().sockets.keys().copied().collect();
-                        self.send(all, || Signal::CatchUp);
+                        self.catch_up_everyone();
                     }
                     connected_before = true;
                     loop {

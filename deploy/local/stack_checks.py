@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The API as a user meets it, against a running compose stack.
+
+    stack_checks.py --base http://localhost --wscat PATH [--replicas N]
+
+1. `wscat -c "ws://HOST/ws?token=$T"` receives `connected` (the original
+   quick start's check, with the npm client people use).
+2. Two people register; one creates a group and adds the other, who listens
+   on a WebSocket in the group's channel; a message sent over REST arrives
+   there as `new_message`.
+3. An uploaded PNG is stored (S3), its thumbnail is made (media worker,
+   Kafka) and downloads as a PNG, and a message carrying it is delivered.
+4. With --replicas N (the prod overlay: N gateways behind nginx), 2N more
+   sockets, spread by nginx, each get a message (compose.sh checks from
+   each replica's metrics that every one served traffic).
+Prints each step; exits non-zero at the first that fails.
+"""
+
+import argparse
+import asyncio
+import json
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zlib
+
+import websockets
+
+ARGS = None
+
+
+def call(method, path, body=None, token=None, raw=None, content_type="application/json"):
+    request = urllib.request.Request(ARGS.base + "/api/v1" + path, method=method)
+    request.add_header("Content-Type", content_type)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(request, data, timeout=30) as response:
+            payload = response.read()
+            kind = response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as err:
+        raise SystemExit(f"FAILED {method} {path}: {err.code} {err.read()[:300]!r}") from None
+    return json.loads(payload or b"null") if kind.startswith("application/json") else payload
+
+
+def ok(text):
+    print(f"    ok {text}", flush=True)
+
+
+def png(width, height):
+    """An RGB PNG with a gradient, made with zlib alone."""
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 128)) for x in range(width))
+        for y in range(height))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def register(name):
+    auth = call("POST", "/auth/register", {
+        "username": name, "email": f"{name}@example.com",
+        "display_name": name, "password": "correct horse battery"})
+    return auth["user"]["id"], auth["access_token"]
+
+
+def wscat_connected(token):
+    """wscat as a person runs it: lines typed are sent, frames are printed.
+    A ping is typed; two seconds later input ends, and so does wscat."""
+    url = ARGS.base.replace("http", "ws", 1) + f"/ws?token={token}"
+    wscat = subprocess.Popen([ARGS.wscat, "-c", url], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    wscat.stdin.write(json.dumps({"type": "ping", "data": {"n": 1}}) + "\n")
+    wscat.stdin.flush()
+    time.sleep(2.0)
+    out, err = wscat.communicate(timeout=30)
+    frames = [json.loads(line[line.index("{"):]) for line in out.splitlines() if "{" in line]
+    types = [frame.get("type") for frame in frames]
+    if types[:1] != ["connected"] or "pong" not in types:
+        raise SystemExit(f"FAILED wscat printed {out[:300]!r} {err[:300]!r}")
+    ok('wscat -c "ws://…/ws?token=$T" received connected, then pong for a typed ping')
+
+
+class Listener:
+    """A socket in one channel that keeps the `new_message` frames it gets."""
+
+    def __init__(self, token, room):
+        self.token, self.room, self.messages = token, room, []
+
+    async def __aenter__(self):
+        url = ARGS.base.replace("http", "ws", 1) + f"/ws?token={self.token}"
+        self.socket = await websockets.connect(url)
+        hello = json.loads(await asyncio.wait_for(self.socket.recv(), 10))
+        assert hello["type"] == "connected", hello
+        await self.socket.send(json.dumps({"type": "join_room", "data": {"room_id": self.room}}))
+        self.task = asyncio.create_task(self.read())
+        await asyncio.sleep(0.5)
+        return self
+
+    async def read(self):
+        async for raw in self.socket:
+            frame = json.loads(raw)
+            if frame["type"] == "heartbeat":
+                await self.socket.send(json.dumps({"type": "pong", "data": frame["data"]}))
+            elif frame["type"] == "new_message":
+                self.messages.append(frame["data"])
+
+    async def wait_for(self, message_id, within=20.0):
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if message["id"] == message_id:
+                    return message
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"FAILED message {message_id} did not arrive within {within} s")
+
+    async def __aexit__(self, *_):
+        self.task.cancel()
+        await self.socket.close()
+
+
+async def main():
+    run = uuid.uuid4().hex[:8]
+    owner, owner_token = register(f"stack_owner_{run}")
+    member, member_token = register(f"stack_member_{run}")
+    ok("two accounts registered (POST /auth/register)")
+    wscat_connected(member_token)
+
+    group = call("POST", "/groups", {"name": f"stack {run}"}, owner_token)
+    channel = group["default_channel_id"]
+    call("POST", f"/groups/{group['id']}/members", {"user_id": member}, owner_token)
+    ok(f"group {group['id'][:8]}… created, member added")
+
+    async with Listener(member_token, channel) as listener:
+        started = time.monotonic()
+        sent = call("POST", f"/channels/{channel}/messages", {"content": f"hello {run}"}, owner_token)
+        got = await listener.wait_for(sent["id"])
+        assert got["content"] == f"hello {run}", got
+        ok(f"message delivered over the WebSocket in {1000 * (time.monotonic() - started):.0f} ms")
+
+        image = png(640, 480)
+        media = call("POST", "/media?filename=gradient.png", token=owner_token, raw=image,
+                     content_type="image/png")
+        deadline = time.monotonic() + 60
+        info = media
+        while info.get("state") != "ready" and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            info = call("GET", f"/media/{media['id']}/info", token=owner_token)
+        if info.get("state") != "ready":
+            raise SystemExit(f"FAILED upload never became ready: {info}")
+        thumbnail = call("GET", f"/media/{media['id']}/thumbnail?size=64", token=owner_token)
+        if not thumbnail[:8] == b"\x89PNG\r\n\x1a\n" and not thumbnail[:3] == b"\xff\xd8\xff":
+            raise SystemExit(f"FAILED thumbnail is not an image: {thumbnail[:16]!r}")
+        ok(f"upload of {len(image)} bytes ready with a {len(thumbnail)}-byte thumbnail")
+        sent = call("POST", f"/channels/{channel}/messages",
+                    {"content": "a picture", "attachments": [media["id"]]}, owner_token)
+        got = await listener.wait_for(sent["id"])
+        ok(f"message with the attachment delivered ({len(got.get('attachments', []))} attachment)")
+
+    if ARGS.replicas > 1:
+        await across_replicas(owner_token, member_token, channel)
+    print("PASSED", flush=True)
+
+
+async def across_replicas(owner_token, member_token, channel):
+    """Sockets spread by nginx over the gateway replicas all get a message."""
+    listeners = []
+    try:
+        for _ in range(2 * ARGS.replicas):
+            listeners.append(await Listener(member_token, channel).__aenter__())
+        sent = call("POST", f"/channels/{channel}/messages", {"content": "to all replicas"}, owner_token)
+        for listener in listeners:
+            await listener.wait_for(sent["id"])
+        ok(f"{len(listeners)} more sockets through the proxy, the message delivered on each")
+    finally:
+        for listener in listeners:
+            await listener.__aexit__()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="http://localhost")
+    parser.add_argument("--wscat", required=True)
+    parser.add_argument("--replicas", type=int, default=1)
+    ARGS = parser.parse_args()
+    sys.exit(asyncio.run(main()))

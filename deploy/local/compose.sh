@@ -130,7 +130,17 @@ up() {
   [[ $PROD == 1 ]] && approle_login
   step "docker compose up$([[ $PROD == 1 ]] && echo ' (with docker-compose.prod.yml)') (log: $LOGS/compose-up.log)"
   local started=$SECONDS
-  if ! compose up -d --pull never --no-build --wait --wait-timeout 600 >"$LOGS/compose-up.log" 2>&1; then
+  # --no-recreate: the prod run's Vault is already up (its AppRole ids are
+  # in use), and compose would otherwise recreate it, a dev-mode Vault
+  # forgetting everything. The stack was taken down before, so nothing else
+  # exists yet.
+  # With the prod overlay nothing waits for vault-init (it ran above), and
+  # --wait would count its exit as a failure.
+  local services
+  mapfile -t services < <(compose config --services | grep -vx vault-init)
+  [[ $PROD == 1 ]] || services=()
+  if ! compose up -d --pull never --no-build --no-recreate --wait --wait-timeout 600 "${services[@]}" \
+    >"$LOGS/compose-up.log" 2>&1; then
     tail -n 20 "$LOGS/compose-up.log"
     compose ps -a || true
     die "the stack did not become healthy (docker compose logs SERVICE shows why)"

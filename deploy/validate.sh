@@ -60,6 +60,8 @@ mkdir -p "$WORK"
 step "Dockerfile (hadolint, failure threshold: warning)"
 check "hadolint deploy/Dockerfile" \
   "$BIN/hadolint" --config "$ROOT/.hadolint.yaml" --no-color --failure-threshold warning "$ROOT/deploy/Dockerfile"
+check "hadolint deploy/local/standins/Dockerfile" \
+  "$BIN/hadolint" --config "$ROOT/.hadolint.yaml" --no-color --failure-threshold warning "$ROOT/deploy/local/standins/Dockerfile"
 targets=$(sed -n 's/^FROM .* AS \([a-z]*\)$/\1/p' "$ROOT/deploy/Dockerfile" | tr '\n' ' ')
 missing=""
 for target in users groups messages media gateway all; do
@@ -79,6 +81,13 @@ prod_env=(VAULT_ADDR=https://vault.invalid:8200 VAULT_ROLE_ID=dummy-role VAULT_S
 check "docker-compose.yml + docker-compose.prod.yml" \
   env "${prod_env[@]}" "$BIN/docker-compose" --project-directory "$ROOT" \
   -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" config -q
+# The stand-ins' override of ./dev compose must keep both stacks valid.
+standins=$ROOT/deploy/local/compose.standins.yml
+check "docker-compose.yml + deploy/local/compose.standins.yml" \
+  compose -f "$ROOT/docker-compose.yml" -f "$standins" config -q
+check "docker-compose.yml + docker-compose.prod.yml + deploy/local/compose.standins.yml" \
+  env "${prod_env[@]}" "$BIN/docker-compose" --project-directory "$ROOT" \
+  -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" -f "$standins" --profile prod config -q
 compose -f "$ROOT/docker-compose.yml" config --format json >"$WORK/compose-dev.json" 2>/dev/null || true
 env "${prod_env[@]}" "$BIN/docker-compose" --project-directory "$ROOT" \
   -f "$ROOT/docker-compose.yml" -f "$ROOT/docker-compose.prod.yml" config --format json \

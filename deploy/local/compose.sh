@@ -235,9 +235,12 @@ case "${1:-}" in
     echo "compose test${2:+ $2}: passed in $((SECONDS - started)) s"
     ;;
   build)
+    started=$SECONDS
     tools
     ensure_engine
-    FROM_SOURCE=$([[ ${2:-} == --from-source ]] && echo 1 || echo 0) build_images
+    FROM_SOURCE=$([[ ${2:-} == --from-source ]] && echo 1 || echo 0)
+    build_images
+    echo "images built in $((SECONDS - started)) s"
     ;;
   *) usage ;;
 esac

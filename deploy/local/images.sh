@@ -78,10 +78,37 @@ stage_host_binaries() {
   ok "staged in .local/image-binaries ($(du -sh "$out" | cut -f1))"
 }
 
+# The build stages' toolchain image when no registry offers rust:*: the
+# host's active toolchain (without its HTML docs) on the base image.
+build_rust_standin() {
+  local sysroot version context=$CSTATE/rust-standin started=$SECONDS
+  sysroot=$(rustc --print sysroot)
+  version=$(rustc --version | awk '{print $2}')
+  RUST_IMAGE=localhost/standin/rust:$version-bookworm
+  step "toolchain image $RUST_IMAGE (the host's $sysroot)"
+  rm -rf "$context"
+  mkdir -p "$context/rust"
+  cp "$ROOT/deploy/local/standins/Dockerfile" "$context/"
+  tar -C "$sysroot" --exclude=./share/doc -c . | tar -C "$context/rust" -x
+  cp /etc/ssl/certs/ca-certificates.crt "$context/"
+  engine_build --target rust --build-arg "BASE_IMAGE=$RUNTIME_IMAGE" -t "$RUST_IMAGE" "$context" \
+    >"$LOGS/image-rust.log" 2>&1 || die "building $RUST_IMAGE failed (see $LOGS/image-rust.log)"
+  rm -rf "$context"
+  ok "$RUST_IMAGE ($(image_size "$RUST_IMAGE"), $((SECONDS - started)) s)"
+}
+
 build_service_images() {
   local args=(--build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE") target image started
   if [[ ${FROM_SOURCE:-0} == 1 ]]; then
+    [[ $STANDINS == 1 && -z ${RUST_IMAGE:-} ]] && build_rust_standin
     [[ -z ${RUST_IMAGE:-} ]] || args+=(--build-arg "RUST_IMAGE=$RUST_IMAGE")
+    # buildah decides which stages a target needs before it expands
+    # `FROM ${BINARIES}`, so it would skip `build`: have it build every
+    # stage (the empty prebuilt folder keeps that stage trivial, and host
+    # binaries out of the build context).
+    rm -rf "$STATE/image-binaries"
+    mkdir -p "$STATE/image-binaries"
+    [[ $ENGINE == podman ]] && args+=(--skip-unused-stages=false)
     step "our images from deploy/Dockerfile, compiled in its build stage"
   else
     stage_host_binaries

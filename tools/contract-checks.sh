@@ -222,6 +222,8 @@ sys.exit(status)
 PY
 fi
 check "shellcheck tools/contract-checks.sh" "$SHELL_VENV/bin/shellcheck" -x tools/contract-checks.sh
+check "shellcheck ./dev compose (deploy/local, tools/shell-helpers.sh)" "$SHELL_VENV/bin/shellcheck" -x \
+  deploy/local/*.sh deploy/local/standins/*.sh tools/shell-helpers.sh
 
 # ------------------------------------------------------------------ summary
 echo "tools/contract-checks.sh finished in $(($(date +%s) - started)) s"

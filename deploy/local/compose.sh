@@ -151,7 +151,8 @@ down() {
 ensure_wscat() {
   local wscat=$STATE/npm/node_modules/.bin/wscat
   if [[ ! -x $wscat ]]; then
-    step "installing wscat $WSCAT_VERSION (npm, into .local/npm)"
+    # The caller captures this function's output: the path, nothing else.
+    step "installing wscat $WSCAT_VERSION (npm, into .local/npm)" >&2
     npm install --silent --prefix "$STATE/npm" "wscat@$WSCAT_VERSION" >/dev/null
   fi
   echo "$wscat"

@@ -69,6 +69,12 @@ ensure_podman_settings() {
 # (crun refuses RLIMIT_NPROC in this sandbox).
 [containers]
 default_ulimits = []
+# Podman 4.3's aardvark-dns can stop answering for a few seconds while a
+# burst of containers joins the network, and the host's name server comes
+# second in the containers' resolv.conf and does not know container names:
+# short timeouts with more attempts ride that out instead of failing a
+# lookup (seen once: vault-init's "lookup vault: i/o timeout").
+dns_options = ["timeout:1", "attempts:5"]
 
 [engine]
 runtime = "runc"

@@ -1,6 +1,9 @@
 //! gRPC plumbing shared by every service: serving on a given listener with
-//! health checks and trace propagation, and lazily connected clients.
+//! health checks, trace propagation and the callers' gate, and lazily
+//! connected clients, over mutual TLS when the transport is mutual.
 
+use crate::callers::Caller;
+use crate::mtls::{GateLayer, Transport};
 use crate::shutdown::CancellationToken;
 use opentelemetry::propagation::Injector;
 use std::time::Duration;
@@ -17,15 +20,20 @@ pub fn server_span(request: &http::Request<()>) -> tracing::Span {
     span
 }
 
+/// A server whose every call passes the callers' gate first.
+pub type Server = tonic::transport::Server<tower_layer::Stack<GateLayer, tower_layer::Identity>>;
+pub type Router =
+    tonic::transport::server::Router<tower_layer::Stack<GateLayer, tower_layer::Identity>>;
+
 /// A tonic server builder with the fleet's defaults (tracing, a 30 s limit
-/// per call).
-pub fn server() -> tonic::transport::Server<tower_layer::Identity> {
-    server_with_call_limit(Duration::from_secs(30))
+/// per call, the callers' gate when `transport` is mutual).
+pub fn server(transport: &Transport) -> Server {
+    server_with_call_limit(transport, Duration::from_secs(30))
 }
 
 /// The same with another limit per call, for services whose calls may
 /// legitimately run long (a large upload from a slow client).
-pub fn server_with_call_limit(limit: Duration) -> tonic::transport::Server<tower_layer::Identity> {
+pub fn server_with_call_limit(transport: &Transport, limit: Duration) -> Server {
     tonic::transport::Server::builder()
         .timeout(limit)
         // Bulk streams (uploads) would otherwise stall on 1 MiB windows and
@@ -34,6 +42,7 @@ pub fn server_with_call_limit(limit: Duration) -> tonic::transport::Server<tower
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .trace_fn(server_span)
+        .layer(GateLayer::new(transport.is_mutual()))
 }
 
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
@@ -53,10 +62,7 @@ pub fn health() -> (
 /// methods. It advertises the named services (pass each server's
 /// `NamedService::NAME`) and the health service, nothing else the fleet's
 /// contracts hold.
-pub fn with_reflection(
-    router: tonic::transport::server::Router<tower_layer::Identity>,
-    services: &[&str],
-) -> anyhow::Result<tonic::transport::server::Router<tower_layer::Identity>> {
+pub fn with_reflection(router: Router, services: &[&str]) -> anyhow::Result<Router> {
     // Naming services turns off advertising every registered one, the
     // reflection service's own name included: each version names itself.
     let builder = |reflection: &'static str| {
@@ -78,11 +84,23 @@ const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// Accepts connections from `listener` until `shutdown` is cancelled.
 pub async fn serve(
-    router: tonic::transport::server::Router<tower_layer::Identity>,
+    transport: &Transport,
+    router: Router,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     use tokio_stream::StreamExt;
+    if let Some(tls) = transport.tls() {
+        let accepted =
+            crate::mtls::incoming(listener, std::sync::Arc::clone(tls), shutdown.clone());
+        router
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::ReceiverStream::new(accepted),
+                shutdown.cancelled_owned(),
+            )
+            .await?;
+        return Ok(());
+    }
     // Without TCP_NODELAY a response written in several segments waits for
     // the peer's delayed ACK: ~40 ms added to calls with larger replies.
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
@@ -97,17 +115,31 @@ pub async fn serve(
     Ok(())
 }
 
-/// A channel that connects on first use and reconnects by itself, so a
-/// service can start before the services it calls.
-pub fn lazy_channel(url: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_owned())?
+/// A channel to the `target` service at `url` that connects on first use
+/// and reconnects by itself, so a service can start before the services it
+/// calls. Over mutual TLS, it accepts only a server proving to be `target`.
+pub fn lazy_channel(
+    transport: &Transport,
+    target: Caller,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())?
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .connect_lazy())
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    let Some(tls) = transport.tls() else {
+        return Ok(endpoint.connect_lazy());
+    };
+    let tls = std::sync::Arc::clone(tls);
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |uri: http::Uri| {
+            crate::mtls::connect(std::sync::Arc::clone(&tls), target, uri)
+        })),
+    )
 }
 
 /// Client interceptor that sends the current trace context as metadata.

@@ -18,8 +18,9 @@ pub enum Probe {
 const DEADLINE: Duration = Duration::from_secs(3);
 
 /// Probes the service listening on `listen` (a bind address: 0.0.0.0 and ::
-/// mean this host's loopback).
-pub async fn check(probe: Probe, listen: &str) -> anyhow::Result<()> {
+/// mean this host's loopback); gRPC over TLS when the fleet's transport is
+/// mutual (`grpc.mtls.enabled`).
+pub async fn check(probe: Probe, listen: &str, tls: bool) -> anyhow::Result<()> {
     let mut addr: SocketAddr = tokio::net::lookup_host(listen)
         .await
         .map_err(|err| anyhow::anyhow!("cannot resolve {listen}: {err}"))?
@@ -33,7 +34,7 @@ pub async fn check(probe: Probe, listen: &str) -> anyhow::Result<()> {
     }
     tokio::time::timeout(DEADLINE, async {
         match probe {
-            Probe::Grpc => grpc(addr).await,
+            Probe::Grpc => grpc(addr, tls).await,
             Probe::Http { path } => http(addr, path).await,
         }
     })
@@ -41,13 +42,20 @@ pub async fn check(probe: Probe, listen: &str) -> anyhow::Result<()> {
     .map_err(|_| anyhow::anyhow!("{addr} did not answer within {DEADLINE:?}"))?
 }
 
-async fn grpc(addr: SocketAddr) -> anyhow::Result<()> {
+async fn grpc(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot connect to {addr}: {err}"))?;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?;
+    let channel = if tls {
+        endpoint
+            .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                crate::mtls::probe::connect(addr)
+            }))
+            .await
+    } else {
+        endpoint.connect().await
+    }
+    .map_err(|err| anyhow::anyhow!("cannot connect to {addr}: {err}"))?;
     let status = HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await

@@ -6,11 +6,13 @@
 
 pub mod auth;
 pub mod backend;
+pub mod callers;
 pub mod config;
 pub mod db;
 pub mod grpc;
 pub mod healthcheck;
 pub mod kafka;
+pub mod mtls;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;

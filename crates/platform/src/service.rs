@@ -112,7 +112,7 @@ where
         // Needs neither Vault nor secrets: only where the service listens.
         let config = Config::from_env()?;
         let addr = (spec.listen_addr)(&config);
-        crate::healthcheck::check(spec.probe, &addr).await?;
+        crate::healthcheck::check(spec.probe, &addr, config.grpc.mtls.enabled).await?;
         println!("{}: serving on {addr}", spec.name);
         return Ok(());
     }

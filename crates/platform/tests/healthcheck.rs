@@ -27,12 +27,13 @@ const PROBE: Probe = Probe::Http {
 
 #[tokio::test]
 async fn http_probe_accepts_200_only() {
-    check(PROBE, &answer_once("HTTP/1.1 200 OK").await)
+    check(PROBE, &answer_once("HTTP/1.1 200 OK").await, false)
         .await
         .expect("healthy");
     let err = check(
         PROBE,
         &answer_once("HTTP/1.1 503 Service Unavailable").await,
+        false,
     )
     .await
     .expect_err("unhealthy");
@@ -45,7 +46,7 @@ async fn http_probe_fails_clearly_when_nothing_listens() {
         .and_then(|listener| listener.local_addr())
         .expect("free port")
         .port();
-    let err = check(PROBE, &format!("127.0.0.1:{port}"))
+    let err = check(PROBE, &format!("127.0.0.1:{port}"), false)
         .await
         .expect_err("down");
     assert!(err.to_string().contains("cannot connect"), "{err}");

@@ -50,7 +50,16 @@ impl TestEnv {
         config
             .set("passwords.iterations", 1)
             .expect("known setting");
-        config.vault.addr = String::new();
+        if config.vault.addr.trim().is_empty() {
+            // No OpenBao to issue certificates: internal calls in plaintext.
+            config.grpc.mtls.enabled = false;
+        } else {
+            // The services run as shipped, over mutual TLS with certificates
+            // from OpenBao's PKI engine; the gateway follows the test keys
+            // in a secret of the tests' own instead of the dev fleet's.
+            config.vault.secret_path = TEST_SECRET_PATH.to_owned();
+            write_test_secret(&config).await?;
+        }
         let media_dir = std::env::temp_dir().join(format!("messenger-media-{id}"));
         config
             .set(
@@ -113,6 +122,48 @@ impl TestEnv {
     pub async fn pool(&self, schema: &str) -> anyhow::Result<sqlx::PgPool> {
         messenger_platform::db::connect(&self.config, schema).await
     }
+}
+
+/// How a test calls the services' gRPC directly, as `caller` would: with a
+/// certificate issued for it by the fleet's CA when the fleet runs mTLS.
+pub async fn transport_as(
+    config: &Config,
+    caller: messenger_platform::callers::Caller,
+) -> anyhow::Result<messenger_platform::mtls::Transport> {
+    use messenger_platform::mtls::{Transport, identity_name};
+    let mtls = &config.grpc.mtls;
+    if !mtls.enabled {
+        return Ok(Transport::plaintext());
+    }
+    let session = messenger_platform::vault::Session::login(&config.vault).await?;
+    let issued = session
+        .issue_certificate(
+            &mtls.pki_mount,
+            caller.name(),
+            &identity_name(caller, &mtls.domain),
+            600,
+        )
+        .await?;
+    Transport::client(&mtls.domain, &issued.ca_chain_pem, Some(&issued))
+}
+
+/// The KV secret the gateways of tests read their JWT keys from.
+pub const TEST_SECRET_PATH: &str = "messenger-tests";
+
+async fn write_test_secret(config: &Config) -> anyhow::Result<()> {
+    use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+    let client = VaultClient::new(
+        VaultClientSettingsBuilder::default()
+            .address(config.vault.addr.trim())
+            .token(config.vault.token.expose())
+            .build()?,
+    )?;
+    let secret =
+        std::collections::HashMap::from([("jwt_keys", TEST_JWT_KEYS), ("jwt_active_kid", "test")]);
+    vaultrs::kv2::set(&client, &config.vault.kv_mount, TEST_SECRET_PATH, &secret)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot write the tests' secret to Vault: {err}"))?;
+    Ok(())
 }
 
 async fn admin_connection(config: &Config) -> anyhow::Result<PgConnection> {

@@ -54,7 +54,13 @@ pub async fn serve_with(
     // Sockets and background tasks stop with the server, or when it fails.
     let realtime_shutdown = shutdown.child_token();
     let _stop_realtime = realtime_shutdown.clone().drop_guard();
-    let state = AppState::start(&config, realtime_shutdown.clone())?;
+    let transport = messenger_platform::mtls::Transport::establish(
+        &config,
+        messenger_platform::callers::Caller::Gateway,
+        &realtime_shutdown,
+    )
+    .await?;
+    let state = AppState::start(&config, &transport, realtime_shutdown.clone())?;
     if !config.vault.addr.trim().is_empty() {
         // Tokens are signed and verified here, so this is where rotated JWT
         // keys must land without a restart.

@@ -8,7 +8,9 @@ use crate::realtime::{Realtime, Wiring};
 use crate::sessions::DenyList;
 use crate::settings::{RateLimitSettings, UploadLimits, WebSocketSettings};
 use messenger_platform::auth::{KeyRing, TokenKeys};
+use messenger_platform::callers::Caller;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
@@ -78,25 +80,39 @@ impl AppState {
     /// Builds the state and starts what runs beside the API (the realtime
     /// hub, fan-out and presence sweeper, when enabled); those stop with
     /// `shutdown`.
-    pub fn start(config: &Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub fn start(
+        config: &Config,
+        transport: &Transport,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         // Every section is checked at start, used or not: a bad setting
         // fails here, before the port is bound.
         let websocket: WebSocketSettings = config.section()?;
         let rate_limits: RateLimitSettings = config.section()?;
         let upload: UploadLimits = config.section()?;
         let timeout = Duration::from_millis(config.grpc.timeout_ms);
-        let users = lazy_channel(&config.grpc.users.url, timeout)?;
+        let users = lazy_channel(transport, Caller::Users, &config.grpc.users.url, timeout)?;
         // One connection per backend, shared by its API client and its
         // health check, so readiness reflects the channel requests use.
-        let groups = lazy_channel(&config.grpc.groups.url, timeout)?;
-        let messages = lazy_channel(&config.grpc.messages.url, timeout)?;
+        let groups = lazy_channel(transport, Caller::Groups, &config.grpc.groups.url, timeout)?;
+        let messages = lazy_channel(
+            transport,
+            Caller::Messages,
+            &config.grpc.messages.url,
+            timeout,
+        )?;
         // A channel's timeout bounds every call until its answer, and an
         // upload is answered only once the whole file went through: the
         // media channel allows a whole upload, and the other media calls
         // bound themselves by `media_limits.call_timeout`. (Health checks
         // carry their own timeout.)
         let media_limits = MediaLimits::new(config, &upload);
-        let media = lazy_channel(&config.grpc.media.url, media_limits.upload_timeout)?;
+        let media = lazy_channel(
+            transport,
+            Caller::Media,
+            &config.grpc.media.url,
+            media_limits.upload_timeout,
+        )?;
         let backends = vec![
             ("users", HealthClient::new(users.clone())),
             ("groups", HealthClient::new(groups.clone())),

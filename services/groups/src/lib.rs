@@ -21,6 +21,8 @@ mod proptests;
 mod repo;
 
 use messenger_platform::backend::Backend;
+use messenger_platform::callers::Caller;
+use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
 use messenger_proto::groups::v1::GroupsEvent;
 use messenger_proto::groups::v1::groups_service_server::GroupsServiceServer;
@@ -38,6 +40,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let transport = Transport::establish(&config, Caller::Groups, &shutdown).await?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[GroupsEvent::TOPIC], &shutdown).await?;
     let cache = cache::AuthzCache::new(redis::Client::open(config.redis.url())?);
@@ -53,12 +56,12 @@ pub async fn serve(
         .set_serving::<GroupsServiceServer<grpc::GroupsGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server()
+        rpc::server(&transport)
             .add_service(health)
             .add_service(GroupsServiceServer::new(service)),
         &[<GroupsServiceServer<grpc::GroupsGrpc> as NamedService>::NAME],
     )?;
-    let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    let served = rpc::serve(&transport, router, listener, backend.shutdown.clone()).await;
     backend.stop().await;
     served
 }

@@ -15,7 +15,9 @@ mod storage;
 mod worker;
 
 use messenger_platform::backend::Backend;
+use messenger_platform::callers::Caller;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
 use messenger_proto::media::v1::MediaEvent;
 use messenger_proto::media::v1::media_service_server::MediaServiceServer;
@@ -36,6 +38,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let settings: settings::MediaSettings = config.section()?;
     let storage = storage::Storage::from_url(&settings.storage_url)?;
+    let transport = Transport::establish(&config, Caller::Media, &shutdown).await?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[MediaEvent::TOPIC], &shutdown).await?;
     let timeout = Duration::from_millis(config.grpc.timeout_ms);
@@ -44,7 +47,12 @@ pub async fn serve(
         storage,
         limits: settings.clone(),
         messages: MessagesServiceClient::with_interceptor(
-            lazy_channel(&config.grpc.messages.url, timeout)?,
+            lazy_channel(
+                &transport,
+                Caller::Messages,
+                &config.grpc.messages.url,
+                timeout,
+            )?,
             TracePropagation,
         ),
     };
@@ -62,12 +70,12 @@ pub async fn serve(
         .await;
     // An upload call lasts as long as the client takes to send the file.
     let router = rpc::with_reflection(
-        rpc::server_with_call_limit(settings.upload_timeout(&config.server))
+        rpc::server_with_call_limit(&transport, settings.upload_timeout(&config.server))
             .add_service(health)
             .add_service(MediaServiceServer::new(grpc::MediaGrpc { media })),
         &[<MediaServiceServer<grpc::MediaGrpc> as NamedService>::NAME],
     )?;
-    let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    let served = rpc::serve(&transport, router, listener, backend.shutdown.clone()).await;
     if let Some(worker) = worker {
         let _ = worker.await;
     }

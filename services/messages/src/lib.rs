@@ -18,6 +18,8 @@ mod repo;
 mod send;
 
 use messenger_platform::backend::Backend;
+use messenger_platform::callers::Caller;
+use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
 use messenger_proto::messages::v1::MessagesEvent;
 use messenger_proto::messages::v1::messages_service_server::MessagesServiceServer;
@@ -39,6 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let transport = Transport::establish(&config, Caller::Messages, &shutdown).await?;
     let backend = Backend::start(
         &config,
         SCHEMA,
@@ -50,7 +53,7 @@ pub async fn serve(
     let service = grpc::MessagesGrpc {
         messages: messages::Messages {
             pool: backend.pool.clone(),
-            peers: peers::Peers::new(&config)?,
+            peers: peers::Peers::new(&config, &transport)?,
         },
     };
     let pruner = tokio::spawn(prune_keys(backend.pool.clone(), backend.shutdown.clone()));
@@ -60,12 +63,12 @@ pub async fn serve(
         .set_serving::<MessagesServiceServer<grpc::MessagesGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server()
+        rpc::server(&transport)
             .add_service(health)
             .add_service(MessagesServiceServer::new(service)),
         &[<MessagesServiceServer<grpc::MessagesGrpc> as NamedService>::NAME],
     )?;
-    let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    let served = rpc::serve(&transport, router, listener, backend.shutdown.clone()).await;
     pruner.abort();
     backend.stop().await;
     served

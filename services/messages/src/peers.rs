@@ -4,7 +4,9 @@
 use crate::domain::{ChannelId, GroupId, UserId};
 use crate::error::{Error, Result};
 use messenger_platform::Config;
+use messenger_platform::callers::Caller;
 use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_platform::mtls::Transport;
 use messenger_proto::groups::v1 as groups_pb;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1 as media_pb;
@@ -45,19 +47,19 @@ pub struct Readable {
 }
 
 impl Peers {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, transport: &Transport) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(config.grpc.timeout_ms);
         Ok(Peers {
             groups: GroupsServiceClient::with_interceptor(
-                lazy_channel(&config.grpc.groups.url, timeout)?,
+                lazy_channel(transport, Caller::Groups, &config.grpc.groups.url, timeout)?,
                 TracePropagation,
             ),
             users: UsersServiceClient::with_interceptor(
-                lazy_channel(&config.grpc.users.url, timeout)?,
+                lazy_channel(transport, Caller::Users, &config.grpc.users.url, timeout)?,
                 TracePropagation,
             ),
             media: MediaServiceClient::with_interceptor(
-                lazy_channel(&config.grpc.media.url, timeout)?,
+                lazy_channel(transport, Caller::Media, &config.grpc.media.url, timeout)?,
                 TracePropagation,
             ),
         })

@@ -17,6 +17,8 @@ mod sessions;
 pub mod settings;
 
 use messenger_platform::backend::Backend;
+use messenger_platform::callers::Caller;
+use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
 use messenger_proto::users::v1::UserEvent;
 use messenger_proto::users::v1::users_service_server::UsersServiceServer;
@@ -37,6 +39,7 @@ pub async fn serve(
     // Settings first: a bad one fails before anything starts.
     let hasher = password::Hasher::new(&config.section::<settings::PasswordSettings>()?)?;
     let sign_in = config.section::<settings::SignInLimit>()?;
+    let transport = Transport::establish(&config, Caller::Users, &shutdown).await?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[UserEvent::TOPIC], &shutdown).await?;
     let service = grpc::UsersGrpc {
@@ -53,12 +56,12 @@ pub async fn serve(
         .set_serving::<UsersServiceServer<grpc::UsersGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server()
+        rpc::server(&transport)
             .add_service(health)
             .add_service(UsersServiceServer::new(service)),
         &[<UsersServiceServer<grpc::UsersGrpc> as NamedService>::NAME],
     )?;
-    let served = rpc::serve(router, listener, backend.shutdown.clone()).await;
+    let served = rpc::serve(&transport, router, listener, backend.shutdown.clone()).await;
     backend.stop().await;
     served
 }

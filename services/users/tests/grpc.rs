@@ -4,6 +4,8 @@
 #![allow(clippy::disallowed_methods)]
 
 use messenger_platform::CancellationToken;
+use messenger_platform::callers::Caller;
+use messenger_platform::grpc::lazy_channel;
 use messenger_proto::users::v1 as pb;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use messenger_testkit::TestEnv;
@@ -23,6 +25,23 @@ async fn start() -> Service {
     start_with(|config| config.features.kafka_enabled = false).await
 }
 
+/// A channel to the service at `addr` as the gateway reaches it.
+async fn gateway_channel(
+    config: &messenger_platform::Config,
+    addr: std::net::SocketAddr,
+) -> Channel {
+    let transport = messenger_testkit::transport_as(config, Caller::Gateway)
+        .await
+        .expect("a gateway certificate");
+    lazy_channel(
+        &transport,
+        Caller::Users,
+        &format!("http://{addr}"),
+        std::time::Duration::from_secs(5),
+    )
+    .expect("url")
+}
+
 async fn start_with(adjust: impl FnOnce(&mut messenger_platform::Config)) -> Service {
     let mut env = TestEnv::new().await.expect("env");
     adjust(&mut env.config);
@@ -36,9 +55,7 @@ async fn start_with(adjust: impl FnOnce(&mut messenger_platform::Config)) -> Ser
         listener,
         shutdown.clone(),
     ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("url")
-        .connect_lazy();
+    let channel = gateway_channel(&env.config, addr).await;
     let client = UsersServiceClient::new(channel);
     let service = Service {
         addr,
@@ -276,11 +293,7 @@ async fn no_call_mints_a_session_without_the_password() {
         #[prost(string, tag = "2")]
         user_agent: String,
     }
-    let channel = Channel::from_shared(format!("http://{}", service.addr))
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = gateway_channel(&service.env.config, service.addr).await;
     let mut raw = tonic::client::Grpc::new(channel);
     raw.ready().await.expect("ready");
     let minted: Result<tonic::Response<pb::Session>, tonic::Status> = raw

@@ -3,6 +3,8 @@
 
 use crate::groups::{add_member, create_group, user};
 use crate::helpers::{TestApp, error_code};
+use messenger_platform::callers::Caller;
+use messenger_platform::grpc::lazy_channel;
 use messenger_proto::groups::v1 as pb;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use prost::Message as _;
@@ -12,12 +14,18 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
+/// Authorize as the messages service calls it.
 async fn groups_client(app: &TestApp) -> GroupsServiceClient<Channel> {
-    let channel = Channel::from_shared(app.config.grpc.groups.url.clone())
-        .expect("groups URL")
-        .connect()
+    let transport = messenger_testkit::transport_as(&app.config, Caller::Messages)
         .await
-        .expect("groups gRPC");
+        .expect("a certificate for the messages service");
+    let channel = lazy_channel(
+        &transport,
+        Caller::Groups,
+        &app.config.grpc.groups.url,
+        Duration::from_secs(5),
+    )
+    .expect("groups URL");
     GroupsServiceClient::new(channel)
 }
 

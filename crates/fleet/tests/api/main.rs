@@ -13,6 +13,7 @@ mod fuzzed;
 mod groups;
 mod helpers;
 mod inbox;
+mod insiders;
 mod limits;
 mod media;
 mod messages;

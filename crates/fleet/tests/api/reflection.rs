@@ -3,8 +3,11 @@
 //! method its contract declares, over both protocol versions tools use.
 
 use crate::helpers::TestApp;
+use messenger_platform::callers::Caller;
+use messenger_platform::grpc::lazy_channel;
 use prost::Message;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use std::time::Duration;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -16,17 +19,33 @@ async fn every_service_describes_its_methods_by_reflection() {
     let app = TestApp::spawn().await;
     let grpc = &app.config.grpc;
     let services = [
-        (&grpc.users.url, "messenger.users.v1.UsersService"),
-        (&grpc.groups.url, "messenger.groups.v1.GroupsService"),
-        (&grpc.messages.url, "messenger.messages.v1.MessagesService"),
-        (&grpc.media.url, "messenger.media.v1.MediaService"),
+        (
+            Caller::Users,
+            &grpc.users.url,
+            "messenger.users.v1.UsersService",
+        ),
+        (
+            Caller::Groups,
+            &grpc.groups.url,
+            "messenger.groups.v1.GroupsService",
+        ),
+        (
+            Caller::Messages,
+            &grpc.messages.url,
+            "messenger.messages.v1.MessagesService",
+        ),
+        (
+            Caller::Media,
+            &grpc.media.url,
+            "messenger.media.v1.MediaService",
+        ),
     ];
-    for (url, service) in services {
-        let channel = tonic::transport::Channel::from_shared(url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
+    // What an operator's grpcurl does, with the operator certificate.
+    let transport = messenger_testkit::transport_as(&app.config, Caller::Operator)
+        .await
+        .expect("an operator certificate");
+    for (target, url, service) in services {
+        let channel = lazy_channel(&transport, target, url, Duration::from_secs(5)).expect("url");
         let mut client = ServerReflectionClient::new(channel.clone());
         let MessageResponse::ListServicesResponse(listed) =
             ask(&mut client, MessageRequest::ListServices(String::new())).await

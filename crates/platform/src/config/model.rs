@@ -140,6 +140,19 @@ pub struct GrpcConfig {
     pub messages: GrpcEndpoint,
     pub media: GrpcEndpoint,
     pub timeout_ms: u64,
+    pub mtls: MtlsConfig,
+}
+
+/// Mutual TLS between the services: each gets its certificate from Vault's
+/// PKI secrets engine (role `<service>` of `pki_mount`, name
+/// `<service>.<domain>`) and renews it before it expires.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsConfig {
+    pub enabled: bool,
+    pub pki_mount: String,
+    pub domain: String,
+    pub cert_ttl_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -323,6 +336,10 @@ impl Config {
         )?;
         positive("redis.port", self.redis.port.into())?;
         positive("grpc.timeout_ms", self.grpc.timeout_ms)?;
+        positive(
+            "grpc.mtls.cert_ttl_seconds",
+            self.grpc.mtls.cert_ttl_seconds,
+        )?;
         positive("vault.refresh_seconds", self.vault.refresh_seconds)?;
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;

@@ -8,7 +8,7 @@ mod refresh;
 mod session;
 
 pub use refresh::{refresh_secrets, watch_token_keys};
-pub use session::{Session, VaultError};
+pub use session::{IssuedCertificate, Session, VaultError};
 
 use crate::config::{Config, Secret};
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! method, renewal before the token expires, and a fresh login when renewal
 //! is refused (the token reached its max TTL or was revoked).
 
-use crate::config::{VaultAuthMethod, VaultConfig};
+use crate::config::{Secret, VaultAuthMethod, VaultConfig};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
@@ -21,8 +21,20 @@ pub enum VaultError {
     },
     #[error("cannot read Vault secret {path}: {reason}")]
     Read { path: String, reason: String },
+    #[error("cannot issue a certificate at Vault path {path}: {reason}")]
+    Issue { path: String, reason: String },
     #[error("invalid Vault settings: {0}")]
     Settings(String),
+}
+
+/// A certificate with its private key, as the PKI secrets engine issued it.
+pub struct IssuedCertificate {
+    pub certificate_pem: String,
+    /// The issuing CA first, up to the root.
+    pub ca_chain_pem: Vec<String>,
+    pub private_key_pem: Secret,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// A logged-in client and what is known about its token's lifetime.
@@ -79,6 +91,42 @@ impl Session {
                     reason: describe(&err),
                 },
             })
+    }
+
+    /// Issues a certificate from the PKI secrets engine at `mount` with
+    /// `role`, for `common_name`, valid `ttl_seconds` (the role may cap it).
+    pub async fn issue_certificate(
+        &self,
+        mount: &str,
+        role: &str,
+        common_name: &str,
+        ttl_seconds: u64,
+    ) -> Result<IssuedCertificate, VaultError> {
+        let mut request = vaultrs::api::pki::requests::GenerateCertificateRequest::builder();
+        request
+            .common_name(common_name)
+            .ttl(format!("{ttl_seconds}s"))
+            .format("pem")
+            .private_key_format("pkcs8");
+        let issued = vaultrs::pki::cert::generate(&self.client, mount, role, Some(&mut request))
+            .await
+            .map_err(|err| match self.unreachable(&err) {
+                Some(unreachable) => unreachable,
+                None => VaultError::Issue {
+                    path: format!("{mount}/issue/{role}"),
+                    reason: describe(&err),
+                },
+            })?;
+        let chain = match issued.ca_chain {
+            Some(chain) if !chain.is_empty() => chain,
+            _ => vec![issued.issuing_ca],
+        };
+        Ok(IssuedCertificate {
+            certificate_pem: issued.certificate,
+            ca_chain_pem: chain,
+            private_key_pem: Secret::new(issued.private_key),
+            expires_at: issued.expiration.unwrap_or_default(),
+        })
     }
 
     /// Renews the token once two thirds of its lifetime have passed, and logs

@@ -1,0 +1,335 @@
+//! Who may call what inside the fleet: one table for every gRPC method the
+//! services serve, enforced by each server on the identity in the caller's
+//! client certificate (see [`crate::mtls`]). A method missing from the table
+//! is refused, so a new method is closed until someone decides who needs it.
+//!
+//! The table follows the calls the code makes: the gateway is the only
+//! service facing users, so it alone signs people up and in; the messages
+//! service asks groups whether a user may act and asks media whether a file
+//! may be attached; the media service asks messages whether a reader may see
+//! an attachment. Nothing calls the users service but the gateway and the
+//! messages service (to resolve @mentions), and nothing calls the gateway.
+
+use std::fmt;
+
+/// An identity the fleet's certificate authority issues: the services, and
+/// `operator` for people running `grpcurl` (reflection and `Info` only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Caller {
+    Users,
+    Groups,
+    Messages,
+    Media,
+    Gateway,
+    Operator,
+}
+
+impl Caller {
+    pub const ALL: [Caller; 6] = [
+        Caller::Users,
+        Caller::Groups,
+        Caller::Messages,
+        Caller::Media,
+        Caller::Gateway,
+        Caller::Operator,
+    ];
+
+    /// The name in its certificate (`<name>.<domain>`) and its Vault PKI role.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caller::Users => "users",
+            Caller::Groups => "groups",
+            Caller::Messages => "messages",
+            Caller::Media => "media",
+            Caller::Gateway => "gateway",
+            Caller::Operator => "operator",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Caller> {
+        Caller::ALL.into_iter().find(|caller| caller.name() == name)
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whom a method admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admits {
+    /// Any caller, with or without a certificate: the health service, which
+    /// Kubernetes' gRPC probes and container health checks call bare. It
+    /// tells whether the service serves, nothing else.
+    Anyone,
+    /// Any holder of a certificate from the fleet's CA (reflection: it
+    /// describes the contracts, which are public in `proto/`).
+    AnyIdentity,
+    /// Only these callers.
+    Only(&'static [Caller]),
+}
+
+use Caller::{Gateway, Media, Messages, Operator};
+
+const GATEWAY: Admits = Admits::Only(&[Gateway]);
+const INFO: Admits = Admits::Only(&[Gateway, Operator]);
+
+/// Every method served in the fleet, by full gRPC path.
+pub const RULES: &[(&str, Admits)] = &[
+    ("/grpc.health.v1.Health/Check", Admits::Anyone),
+    ("/grpc.health.v1.Health/Watch", Admits::Anyone),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Admits::AnyIdentity,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Admits::AnyIdentity,
+    ),
+    // users
+    ("/messenger.users.v1.UsersService/Register", GATEWAY),
+    ("/messenger.users.v1.UsersService/GetUser", GATEWAY),
+    ("/messenger.users.v1.UsersService/GetUsers", GATEWAY),
+    (
+        "/messenger.users.v1.UsersService/ResolveUsernames",
+        Admits::Only(&[Gateway, Messages]),
+    ),
+    ("/messenger.users.v1.UsersService/SearchUsers", GATEWAY),
+    ("/messenger.users.v1.UsersService/UpdateProfile", GATEWAY),
+    ("/messenger.users.v1.UsersService/SignUp", GATEWAY),
+    ("/messenger.users.v1.UsersService/SignIn", GATEWAY),
+    ("/messenger.users.v1.UsersService/RefreshSession", GATEWAY),
+    ("/messenger.users.v1.UsersService/RevokeSession", GATEWAY),
+    // groups
+    ("/messenger.groups.v1.GroupsService/Info", INFO),
+    ("/messenger.groups.v1.GroupsService/CreateGroup", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/GetGroup",
+        Admits::Only(&[Gateway, Messages]),
+    ),
+    ("/messenger.groups.v1.GroupsService/UpdateGroup", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/DeleteGroup", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/ListMyGroups", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/SearchPublicGroups",
+        GATEWAY,
+    ),
+    ("/messenger.groups.v1.GroupsService/JoinGroup", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/InviteMember", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/LeaveGroup", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/KickMember", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/BanMember", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/UnbanMember", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/MuteMember", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/SetRole", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/TransferOwnership",
+        GATEWAY,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/ListMembers",
+        Admits::Only(&[Gateway, Messages]),
+    ),
+    ("/messenger.groups.v1.GroupsService/CreateChannel", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/GetChannel", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/UpdateChannel", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/DeleteChannel", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/ListChannels", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/JoinChannel", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/LeaveChannel", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/AddChannelMember",
+        GATEWAY,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/RemoveChannelMember",
+        GATEWAY,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/ListChannelMembers",
+        GATEWAY,
+    ),
+    ("/messenger.groups.v1.GroupsService/OpenDirect", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/Authorize",
+        Admits::Only(&[Gateway, Messages]),
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/ListReadableConversations",
+        Admits::Only(&[Gateway, Messages]),
+    ),
+    // messages
+    ("/messenger.messages.v1.MessagesService/Info", INFO),
+    (
+        "/messenger.messages.v1.MessagesService/SendMessage",
+        GATEWAY,
+    ),
+    ("/messenger.messages.v1.MessagesService/GetMessage", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/EditMessage",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/DeleteMessage",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/ListEditHistory",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/ListMessages",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/ListGroupMessages",
+        GATEWAY,
+    ),
+    ("/messenger.messages.v1.MessagesService/ListThread", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/AddReaction",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/RemoveReaction",
+        GATEWAY,
+    ),
+    ("/messenger.messages.v1.MessagesService/MarkRead", GATEWAY),
+    ("/messenger.messages.v1.MessagesService/ListUnread", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/ListReaders",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/ListNotifications",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/MarkNotificationsRead",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/SearchMessages",
+        GATEWAY,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/MediaAccess",
+        Admits::Only(&[Media]),
+    ),
+    // media
+    ("/messenger.media.v1.MediaService/Info", INFO),
+    ("/messenger.media.v1.MediaService/Upload", GATEWAY),
+    ("/messenger.media.v1.MediaService/GetMedia", GATEWAY),
+    ("/messenger.media.v1.MediaService/Download", GATEWAY),
+    ("/messenger.media.v1.MediaService/DeleteMedia", GATEWAY),
+    (
+        "/messenger.media.v1.MediaService/CheckAttachable",
+        Admits::Only(&[Messages]),
+    ),
+];
+
+/// Why a call was refused at the door.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{method} needs a client certificate from the fleet's CA")]
+    NoCertificate { method: String },
+    #[error("{caller} may not call {method}")]
+    NotAllowed { caller: Caller, method: String },
+    #[error("{method} is not a method of this fleet")]
+    UnknownMethod { method: String },
+}
+
+impl Refusal {
+    pub fn status(&self) -> tonic::Status {
+        match self {
+            Refusal::NoCertificate { .. } => tonic::Status::unauthenticated(self.to_string()),
+            Refusal::NotAllowed { .. } | Refusal::UnknownMethod { .. } => {
+                tonic::Status::permission_denied(self.to_string())
+            }
+        }
+    }
+}
+
+/// Whom `method` admits; `None` for a method not in the table.
+pub fn admits(method: &str) -> Option<Admits> {
+    RULES
+        .iter()
+        .find(|(path, _)| *path == method)
+        .map(|(_, admits)| *admits)
+}
+
+/// Decides whether `caller` (the identity in its certificate, `None`
+/// without one) may call `method`.
+pub fn check(method: &str, caller: Option<Caller>) -> Result<(), Refusal> {
+    let refuse_unknown = || Refusal::UnknownMethod {
+        method: method.to_owned(),
+    };
+    match (admits(method).ok_or_else(refuse_unknown)?, caller) {
+        (Admits::Anyone, _) => Ok(()),
+        (_, None) => Err(Refusal::NoCertificate {
+            method: method.to_owned(),
+        }),
+        (Admits::AnyIdentity, Some(_)) => Ok(()),
+        (Admits::Only(allowed), Some(caller)) if allowed.contains(&caller) => Ok(()),
+        (Admits::Only(_), Some(caller)) => Err(Refusal::NotAllowed {
+            caller,
+            method: method.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_each_method_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (method, _) in RULES {
+            assert!(seen.insert(*method), "{method} is listed twice");
+        }
+    }
+
+    #[test]
+    fn every_method_of_the_contracts_is_in_the_table() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(messenger_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                    assert!(admits(&path).is_some(), "{path} is missing from RULES");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let authorize = "/messenger.groups.v1.GroupsService/Authorize";
+        assert_eq!(check(authorize, Some(Caller::Messages)), Ok(()));
+        assert!(matches!(
+            check(authorize, Some(Caller::Media)),
+            Err(Refusal::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            check(authorize, None),
+            Err(Refusal::NoCertificate { .. })
+        ));
+        assert_eq!(check("/grpc.health.v1.Health/Check", None), Ok(()));
+        assert!(matches!(
+            check("/nope.Service/Method", Some(Caller::Gateway)),
+            Err(Refusal::UnknownMethod { .. })
+        ));
+        assert_eq!(
+            check(
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                Some(Caller::Operator)
+            ),
+            Ok(())
+        );
+    }
+}

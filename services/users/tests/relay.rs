@@ -3,6 +3,8 @@
 //! losing or reordering events.
 
 use messenger_platform::CancellationToken;
+use messenger_platform::callers::Caller;
+use messenger_platform::grpc::lazy_channel;
 use messenger_proto::users::v1 as pb;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use messenger_proto::users::v1::{UserEvent, user_event};
@@ -30,7 +32,12 @@ async fn replica(env: &TestEnv) -> Replica {
         listener,
         shutdown.clone(),
     ));
-    let client = UsersServiceClient::new(Channel::from_shared(url).expect("url").connect_lazy());
+    let transport = messenger_testkit::transport_as(&env.config, Caller::Gateway)
+        .await
+        .expect("a gateway certificate");
+    let channel =
+        lazy_channel(&transport, Caller::Users, &url, Duration::from_secs(5)).expect("url");
+    let client = UsersServiceClient::new(channel);
     let probe = client.clone();
     eventually(Duration::from_secs(20), || {
         let mut probe = probe.clone();

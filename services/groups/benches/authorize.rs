@@ -16,8 +16,16 @@
 //!   Redis restart or eviction): Postgres only, then the group is remembered.
 //!
 //! Finally N concurrent callers measure warm throughput.
+//!
+//! The service runs as shipped, over mutual TLS (client certificates from
+//! OpenBao's PKI engine, the callers' gate on every call). A second
+//! instance on the same database serves plaintext with no gate: the warm
+//! and concurrent phases run against both, interleaved, as the same-run
+//! baseline of what mTLS costs.
 
 use messenger_platform::CancellationToken;
+use messenger_platform::callers::Caller;
+use messenger_platform::grpc::lazy_channel;
 use messenger_proto::groups::v1 as pb;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_testkit::TestEnv;
@@ -40,35 +48,64 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(2000);
     let mut env = TestEnv::new().await?;
     env.config.features.kafka_enabled = false;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    anyhow::ensure!(
+        env.config.grpc.mtls.enabled,
+        "needs OpenBao with the fleet's CA (./dev infra; VAULT_ADDR and VAULT_TOKEN set)"
+    );
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(messenger_groups::serve(
-        env.config.clone(),
-        listener,
-        shutdown.clone(),
-    ));
-    let mut client =
-        GroupsServiceClient::new(Channel::from_shared(format!("http://{addr}"))?.connect_lazy());
-    while client.info(pb::InfoRequest {}).await.is_err() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut client, service) = start(&env.config, &shutdown).await?;
+    let mut plaintext_config = env.config.clone();
+    plaintext_config.grpc.mtls.enabled = false;
+    let (mut plaintext, plaintext_service) = start(&plaintext_config, &shutdown).await?;
     let redis = redis::Client::open(env.config.redis.url())?;
     let mut redis = redis.get_multiplexed_async_connection().await?;
     let group = Group::populate(&mut client, members).await?;
 
     println!("| measurement ({members} members) | n | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|");
-    baselines(&mut client, &mut redis).await?;
+    baselines(&mut client, &mut plaintext, &mut redis).await?;
     cold(&mut client, &mut redis, &group).await?;
     let hot: Vec<&String> = group.users.iter().take(200).collect();
-    warm(&mut client, &group, &hot).await?;
-    throughput(&client, &group, &hot).await?;
+    for round in 1..=2 {
+        warm(
+            &mut plaintext,
+            &group,
+            &hot,
+            &format!("plaintext, round {round}"),
+        )
+        .await?;
+        warm(&mut client, &group, &hot, &format!("mTLS, round {round}")).await?;
+    }
+    throughput(&plaintext, &group, &hot, "plaintext").await?;
+    throughput(&client, &group, &hot, "mTLS").await?;
 
     shutdown.cancel();
     service.await??;
+    plaintext_service.await??;
     env.cleanup().await?;
     Ok(())
+}
+
+/// A groups service on a free port and a client calling it as the gateway
+/// does (with the gateway's certificate when the transport is mutual).
+async fn start(
+    config: &messenger_platform::Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Client, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let service = tokio::spawn(messenger_groups::serve(
+        config.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+    let transport = messenger_testkit::transport_as(config, Caller::Gateway).await?;
+    let channel = lazy_channel(&transport, Caller::Groups, &url, Duration::from_secs(5))?;
+    let mut client = GroupsServiceClient::new(channel);
+    while client.info(pb::InfoRequest {}).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((client, service))
 }
 
 /// The public group under test, its members and its private channel.
@@ -140,15 +177,21 @@ fn authorize(user: &str, conversation: &str) -> pb::AuthorizeRequest {
 /// What any call costs at least: a gRPC round trip and a Redis one.
 async fn baselines(
     client: &mut Client,
+    plaintext: &mut Client,
     redis: &mut redis::aio::MultiplexedConnection,
 ) -> anyhow::Result<()> {
-    let mut samples = Vec::new();
-    for _ in 0..WARM_SAMPLES {
-        let t = Instant::now();
-        client.info(pb::InfoRequest {}).await?;
-        samples.push(t.elapsed());
+    for (transport, client) in [("plaintext", plaintext), ("mTLS", client)] {
+        let mut samples = Vec::new();
+        for _ in 0..WARM_SAMPLES {
+            let t = Instant::now();
+            client.info(pb::InfoRequest {}).await?;
+            samples.push(t.elapsed());
+        }
+        row(
+            &format!("baseline: gRPC round trip (Info), {transport}"),
+            &mut samples,
+        );
     }
-    row("baseline: gRPC round trip (Info)", &mut samples);
 
     let probe = format!("groups:bench:{}", Uuid::now_v7());
     let _: () = redis.set(&probe, "x").await?;
@@ -194,7 +237,12 @@ async fn cold(
     Ok(())
 }
 
-async fn warm(client: &mut Client, group: &Group, hot: &[&String]) -> anyhow::Result<()> {
+async fn warm(
+    client: &mut Client,
+    group: &Group,
+    hot: &[&String],
+    transport: &str,
+) -> anyhow::Result<()> {
     // Re-warm (the cold loop stored only the group), then measure hits.
     for user in hot {
         client.authorize(authorize(user, &group.general)).await?;
@@ -209,7 +257,10 @@ async fn warm(client: &mut Client, group: &Group, hot: &[&String]) -> anyhow::Re
         samples.push(t.elapsed());
         anyhow::ensure!(answer.allowed, "a member must be allowed to post");
     }
-    row("Authorize, warm: allowed", &mut samples);
+    row(
+        &format!("Authorize, warm: allowed, {transport}"),
+        &mut samples,
+    );
 
     for user in hot {
         client.authorize(authorize(user, &group.private)).await?;
@@ -227,11 +278,19 @@ async fn warm(client: &mut Client, group: &Group, hot: &[&String]) -> anyhow::Re
             "a non-member of a private channel must be denied"
         );
     }
-    row("Authorize, warm: denied (private channel)", &mut samples);
+    row(
+        &format!("Authorize, warm: denied (private channel), {transport}"),
+        &mut samples,
+    );
     Ok(())
 }
 
-async fn throughput(client: &Client, group: &Group, hot: &[&String]) -> anyhow::Result<()> {
+async fn throughput(
+    client: &Client,
+    group: &Group,
+    hot: &[&String],
+    transport: &str,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut callers = Vec::new();
     for caller in 0..CONCURRENCY {
@@ -255,11 +314,11 @@ async fn throughput(client: &Client, group: &Group, hot: &[&String]) -> anyhow::
     }
     let elapsed = started.elapsed();
     row(
-        &format!("Authorize, warm, {CONCURRENCY} concurrent callers"),
+        &format!("Authorize, warm, {CONCURRENCY} concurrent callers, {transport}"),
         &mut samples,
     );
     println!(
-        "\nwarm throughput with {CONCURRENCY} concurrent callers: {:.0} checks/s",
+        "\nwarm throughput with {CONCURRENCY} concurrent callers, {transport}: {:.0} checks/s\n",
         samples.len() as f64 / elapsed.as_secs_f64()
     );
     Ok(())

@@ -119,7 +119,9 @@ PY
   done <"$ROOT/config/local-broker.env"
   # Generous allowances: the limiter runs (its headers are checked against
   # the document) without turning most of the run into 429s.
-  env -u VAULT_ADDR -u CONFIG_FILE \
+  # The fuzzer aims at the public API: no Vault, so the fleet's internal
+  # gRPC runs without mTLS here (tests/api/insiders.rs covers that door).
+  env -u VAULT_ADDR -u CONFIG_FILE GRPC_MTLS_ENABLED=false \
     SERVER_HOST=127.0.0.1 SERVER_PORT="$http" SERVER_INTERNAL_LISTEN= DB_NAME="$database" \
     USERS_GRPC_LISTEN="127.0.0.1:$users" USERS_GRPC_URL="http://127.0.0.1:$users" \
     GROUPS_GRPC_LISTEN="127.0.0.1:$groups" GROUPS_GRPC_URL="http://127.0.0.1:$groups" \

@@ -331,6 +331,19 @@ fn services(dir: &Path, ports: &Ports) -> anyhow::Result<Vec<(Part, Spec)>> {
     for (name, value) in messenger_platform::config::LOAD_TOOL_ALLOWANCES {
         set(name, (*value).to_owned());
     }
+    // As shipped, the services talk over mutual TLS with certificates from
+    // the shared OpenBao (which also supplies the JWT keys); without one,
+    // in plaintext.
+    match (std::env::var("VAULT_ADDR"), std::env::var("VAULT_TOKEN")) {
+        (Ok(addr), Ok(token)) if !addr.trim().is_empty() => {
+            set("VAULT_ADDR", addr);
+            set("VAULT_TOKEN", token);
+        }
+        _ => {
+            eprintln!("faults: no VAULT_ADDR/VAULT_TOKEN, the services talk plaintext gRPC");
+            set("GRPC_MTLS_ENABLED", "false".into());
+        }
+    }
     set("SERVER_HOST", "127.0.0.1".into());
     // Two gateways run side by side: no operators' listener on a fixed port.
     set("SERVER_INTERNAL_LISTEN", String::new());

@@ -156,6 +156,17 @@ async fn every_method_admits_only_the_callers_its_table_row_names() {
     app.cleanup().await;
 }
 
+/// Calls `path` at `url` (expecting `target` there) through `transport` and
+/// checks the call died in the TLS handshake, before any server code ran.
+async fn no_handshake(transport: &Transport, target: Caller, url: &str, path: &str, who: &str) {
+    let channel = lazy_channel(transport, target, url, Duration::from_secs(5)).expect("channel");
+    let outcome = call(channel, path).await;
+    assert!(
+        matches!(&outcome, Err(status) if matches!(status.code(), Code::Unavailable | Code::Unknown)),
+        "{who} got {outcome:?}"
+    );
+}
+
 /// The CA chain of the fleet, as a caller without a certificate trusts it.
 async fn identities_ca(config: &Config) -> Vec<String> {
     issue(config, &config.grpc.mtls.pki_mount, Caller::Operator, 60)
@@ -173,18 +184,14 @@ async fn plaintext_forged_and_expired_callers_never_reach_a_method() {
     let groups_url = &config.grpc.groups.url;
 
     // Plaintext h2c, as every caller was before: the server speaks TLS only.
-    let plaintext = lazy_channel(
+    no_handshake(
         &Transport::plaintext(),
         Caller::Groups,
         groups_url,
-        Duration::from_secs(5),
+        authorize,
+        "plaintext",
     )
-    .expect("channel");
-    let outcome = call(plaintext, authorize).await;
-    assert!(
-        matches!(&outcome, Err(status) if status.code() == Code::Unavailable || status.code() == Code::Unknown),
-        "{outcome:?}"
-    );
+    .await;
 
     // A certificate naming the gateway, from a CA of the attacker's own (a
     // PKI mount made for this test): refused in the handshake.
@@ -195,29 +202,27 @@ async fn plaintext_forged_and_expired_callers_never_reach_a_method() {
     vault.delete_mount(&rogue_mount).await;
     let real_ca = identities_ca(config).await;
     let forger = Transport::client(domain, &real_ca, Some(&forged)).expect("transport");
-    let outcome = call(
-        lazy_channel(&forger, Caller::Groups, groups_url, Duration::from_secs(5)).expect("channel"),
+    no_handshake(
+        &forger,
+        Caller::Groups,
+        groups_url,
         authorize,
+        "a forged gateway certificate",
     )
     .await;
-    assert!(
-        matches!(&outcome, Err(status) if status.code() == Code::Unavailable || status.code() == Code::Unknown),
-        "a forged gateway certificate got {outcome:?}"
-    );
 
     // The gateway's own kind of certificate, expired.
     let expired = issue(config, &config.grpc.mtls.pki_mount, Caller::Gateway, 1).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let stale = Transport::client(domain, &real_ca, Some(&expired)).expect("transport");
-    let outcome = call(
-        lazy_channel(&stale, Caller::Groups, groups_url, Duration::from_secs(5)).expect("channel"),
+    no_handshake(
+        &stale,
+        Caller::Groups,
+        groups_url,
         authorize,
+        "an expired gateway certificate",
     )
     .await;
-    assert!(
-        matches!(&outcome, Err(status) if status.code() == Code::Unavailable || status.code() == Code::Unknown),
-        "an expired gateway certificate got {outcome:?}"
-    );
 
     // A client that expects the groups service but reaches another service
     // (a hijacked address) refuses it: the name in the server's
@@ -225,21 +230,14 @@ async fn plaintext_forged_and_expired_callers_never_reach_a_method() {
     let gateway = issue(config, &config.grpc.mtls.pki_mount, Caller::Gateway, 300).await;
     let honest =
         Transport::client(domain, &gateway.ca_chain_pem, Some(&gateway)).expect("transport");
-    let outcome = call(
-        lazy_channel(
-            &honest,
-            Caller::Groups,
-            &config.grpc.media.url,
-            Duration::from_secs(5),
-        )
-        .expect("channel"),
+    no_handshake(
+        &honest,
+        Caller::Groups,
+        &config.grpc.media.url,
         "/messenger.media.v1.MediaService/GetMedia",
+        "a server with the wrong name",
     )
     .await;
-    assert!(
-        matches!(&outcome, Err(status) if status.code() == Code::Unavailable || status.code() == Code::Unknown),
-        "a server with the wrong name got {outcome:?}"
-    );
     app.cleanup().await;
 }
 

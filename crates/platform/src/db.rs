@@ -59,7 +59,20 @@ pub async fn connect(config: &Config, schema: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+// The catalog query is the same for every service.
+#[allow(clippy::disallowed_methods)]
 async fn ensure_schema(pool: &PgPool, schema: &str) -> anyhow::Result<()> {
+    // A service running as its own role (deploy/postgres/service-roles.sql)
+    // owns its schema but may not create schemas: Postgres checks that
+    // right before it looks whether the schema exists.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(pool)
+            .await?;
+    if exists {
+        return Ok(());
+    }
     // Replicas starting together race on CREATE SCHEMA IF NOT EXISTS; a
     // unique violation there only means another replica won.
     let statement = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");

@@ -7,6 +7,7 @@
 mod auth;
 mod authz;
 mod broker_restart;
+mod db_roles;
 mod delivery;
 mod events;
 mod fuzzed;

@@ -58,6 +58,19 @@ pub fn config_for(addr: &str, path: &str) -> Config {
 /// An AppRole at its own mount whose tokens may read only `secret/<path>`,
 /// with the given token TTLs. Returns (mount, role_id, secret_id).
 pub async fn approle(addr: &str, path: &str, ttl: &str, max_ttl: &str) -> (String, String, String) {
+    let rules = format!("path \"secret/data/{path}\" {{ capabilities = [\"read\"] }}");
+    approle_with(addr, &rules, &[], ttl, max_ttl).await
+}
+
+/// An AppRole at its own mount whose tokens carry a new policy made of
+/// `rules` plus the existing policies named in `more`.
+pub async fn approle_with(
+    addr: &str,
+    rules: &str,
+    more: &[&str],
+    ttl: &str,
+    max_ttl: &str,
+) -> (String, String, String) {
     let mount = unique("approle");
     let policy = unique("read");
     admin(
@@ -71,14 +84,17 @@ pub async fn approle(addr: &str, path: &str, ttl: &str, max_ttl: &str) -> (Strin
         addr,
         reqwest::Method::PUT,
         &format!("sys/policies/acl/{policy}"),
-        json!({ "policy": format!("path \"secret/data/{path}\" {{ capabilities = [\"read\"] }}") }),
+        json!({ "policy": rules }),
     )
     .await;
+    let policies: Vec<&str> = std::iter::once(policy.as_str())
+        .chain(more.iter().copied())
+        .collect();
     admin(
         addr,
         reqwest::Method::POST,
         &format!("auth/{mount}/role/app"),
-        json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": max_ttl }),
+        json!({ "token_policies": policies, "token_ttl": ttl, "token_max_ttl": max_ttl }),
     )
     .await;
     let role = admin(

@@ -22,7 +22,7 @@ RECORDED = re.compile(r'metrics::(counter|gauge|histogram)!\(\s*"([a-zA-Z_:][a-z
 PROMQL = {
     "sum", "by", "without", "rate", "irate", "increase", "histogram_quantile", "max", "min",
     "avg", "count", "and", "or", "unless", "offset", "on", "ignoring", "group_left",
-    "group_right", "bool", "topk", "bottomk", "abs", "clamp_min", "clamp_max", "le",
+    "group_right", "bool", "topk", "bottomk", "abs", "clamp_min", "clamp_max", "le", "time",
 }
 IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 

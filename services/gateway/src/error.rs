@@ -27,6 +27,7 @@ pub enum ErrorCode {
     AlreadyExists,
     Conflict,
     PayloadTooLarge,
+    StorageQuotaExceeded,
     UnsupportedMediaType,
     RangeNotSatisfiable,
     RequestTimeout,
@@ -52,6 +53,7 @@ impl ErrorCode {
         ErrorCode::AlreadyExists,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::StorageQuotaExceeded,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::RangeNotSatisfiable,
         ErrorCode::RequestTimeout,
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::StorageQuotaExceeded => "storage_quota_exceeded",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -168,8 +171,27 @@ impl ApiError {
     }
 }
 
+/// The ErrorInfo reason the media service gives an upload past its owner's
+/// storage quota.
+const STORAGE_QUOTA_EXCEEDED: &str = "STORAGE_QUOTA_EXCEEDED";
+
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
+        if let Some(info) = status.get_details_error_info()
+            && info.reason == STORAGE_QUOTA_EXCEEDED
+        {
+            let mut error = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::StorageQuotaExceeded,
+                status.message(),
+            );
+            for key in ["used_bytes", "quota_bytes"] {
+                if let Some(bytes) = info.metadata.get(key).and_then(|v| v.parse::<u64>().ok()) {
+                    error = error.with_detail(key, bytes);
+                }
+            }
+            return error;
+        }
         let (http, code) = match status.code() {
             Code::InvalidArgument | Code::OutOfRange => {
                 (StatusCode::BAD_REQUEST, ErrorCode::InvalidArgument)

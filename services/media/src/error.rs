@@ -10,6 +10,9 @@ pub enum Error {
     /// Over the size limit of its type.
     #[error("{0}")]
     TooLarge(String),
+    /// The upload would take its owner past their storage quota.
+    #[error("storage quota exceeded: {used} of {quota} bytes in use, the upload needs {needed}")]
+    QuotaExceeded { used: u64, quota: u64, needed: u64 },
     /// The content's type is not allowed, or not what the client said.
     #[error("{0}")]
     UnsupportedType(String),
@@ -40,6 +43,9 @@ impl Error {
     }
 }
 
+/// The ErrorInfo reason the gateway turns into 413 `storage_quota_exceeded`.
+pub const QUOTA_EXCEEDED: &str = "STORAGE_QUOTA_EXCEEDED";
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let message = err.to_string();
@@ -53,6 +59,18 @@ impl From<Error> for Status {
                 Code::OutOfRange,
                 message.clone(),
                 ErrorDetails::with_bad_request_violation("size", reason.clone()),
+            ),
+            Error::QuotaExceeded { used, quota, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message.clone(),
+                ErrorDetails::with_error_info(
+                    QUOTA_EXCEEDED,
+                    "media",
+                    [
+                        ("used_bytes".to_owned(), used.to_string()),
+                        ("quota_bytes".to_owned(), quota.to_string()),
+                    ],
+                ),
             ),
             Error::UnsupportedType(reason) => Status::with_error_details(
                 Code::FailedPrecondition,

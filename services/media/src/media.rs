@@ -52,6 +52,12 @@ impl Media {
                 "uploads are limited to {largest} bytes"
             )));
         }
+        // A declared size past the quota is refused before a byte is read;
+        // the stored size is checked again under the owner's lock.
+        let mut conn = self.pool.acquire().await?;
+        let used = repo::used_bytes(&mut conn, start.owner).await?;
+        drop(conn);
+        self.within_quota(used, start.content_length)?;
         let (head, ended) = read_head(&mut chunks).await?;
         let sniffed = self.sniff(&start, &head)?;
         let temporary = storage::temporary(Uuid::now_v7());
@@ -65,6 +71,18 @@ impl Media {
         metrics::counter!("media_uploaded_bytes_total").increment(size);
         tracing::info!(media_id = %id, mime = %sniffed.mime, size, "media uploaded");
         Ok(row)
+    }
+
+    fn within_quota(&self, used: u64, needed: u64) -> Result<()> {
+        let quota = self.limits.user_quota_bytes;
+        if used.saturating_add(needed) > quota {
+            return Err(Error::QuotaExceeded {
+                used,
+                quota,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// Decides from the file's first bytes what it is and refuses it early
@@ -180,6 +198,12 @@ impl Media {
         sha256: &str,
     ) -> Result<MediaRow> {
         let mut tx = self.pool.begin().await?;
+        repo::lock_owner(&mut tx, start.owner).await?;
+        let used = repo::used_bytes(&mut tx, start.owner).await?;
+        if let Err(refused) = self.within_quota(used, size) {
+            let _ = self.storage.delete(temporary).await;
+            return Err(refused);
+        }
         repo::lock_content(&mut tx, sha256).await?;
         let blob = storage::blob(sha256);
         if let Err(err) = self.storage.promote(temporary, &blob).await {

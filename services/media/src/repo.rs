@@ -127,6 +127,29 @@ pub async fn blob_users(conn: &mut PgConnection, sha256: &str) -> sqlx::Result<i
 /// Serializes the uploads and deletes of one content hash until the
 /// transaction ends, so a delete cannot remove a blob a concurrent upload
 /// of the same bytes is about to use.
+/// Serialises the uploads of one owner for the rest of the transaction, so
+/// two concurrent uploads cannot both fit the quota's last bytes.
+pub async fn lock_owner(conn: &mut PgConnection, owner: Uuid) -> sqlx::Result<()> {
+    sqlx::query_scalar!(
+        r#"SELECT 1 AS "locked!" FROM (SELECT pg_advisory_xact_lock(hashtextextended('media-owner:' || ($1::uuid)::text, 0))) AS l"#,
+        owner,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
+/// Bytes `owner` keeps uploaded.
+pub async fn used_bytes(conn: &mut PgConnection, owner: Uuid) -> sqlx::Result<u64> {
+    let used = sqlx::query_scalar!(
+        r#"SELECT COALESCE(SUM(size), 0)::bigint AS "used!" FROM media WHERE owner_id = $1"#,
+        owner,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(used).unwrap_or(0))
+}
+
 pub async fn lock_content(conn: &mut PgConnection, sha256: &str) -> sqlx::Result<()> {
     sqlx::query_scalar!(
         r#"SELECT 1 AS "locked!" FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS l"#,

@@ -20,6 +20,8 @@ pub struct MediaSettings {
     /// Largest image in pixels (width × height); larger ones are refused
     /// as decompression bombs.
     pub max_image_pixels: u64,
+    /// Bytes each user may keep uploaded (sum of their uploads' sizes).
+    pub user_quota_bytes: u64,
 }
 
 impl Section for MediaSettings {
@@ -30,6 +32,7 @@ impl Section for MediaSettings {
             ("media.max_image_bytes", self.max_image_bytes),
             ("media.max_file_bytes", self.max_file_bytes),
             ("media.max_image_pixels", self.max_image_pixels),
+            ("media.user_quota_bytes", self.user_quota_bytes),
         ] {
             ConfigError::require_positive(key, value)?;
         }

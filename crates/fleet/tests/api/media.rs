@@ -429,3 +429,57 @@ async fn files_are_read_by_their_uploader_and_by_members_where_attached() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     closed.cleanup().await;
 }
+
+#[tokio::test]
+async fn uploads_past_the_users_quota_are_refused_and_deleting_frees_it() {
+    let app = TestApp::spawn_with(|config| {
+        config
+            .set("media.user_quota_bytes", 150_000)
+            .expect("known setting");
+    })
+    .await;
+    let ann = user(&app, "quota_ann").await;
+    let ben = user(&app, "quota_ben").await;
+    let big = || pdf(&"a".repeat(100_000));
+
+    let first = upload(&app, &ann, "first.pdf", "application/pdf", big()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let refused = upload(&app, &ann, "second.pdf", "application/pdf", big()).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["code"], "storage_quota_exceeded");
+    let used = first.body["size"].as_u64().expect("size");
+    assert_eq!(refused.body["error"]["details"]["used_bytes"], used);
+    assert_eq!(refused.body["error"]["details"]["quota_bytes"], 150_000);
+    // Small enough to fit, and another user's quota is their own.
+    let small = upload(&app, &ann, "small.pdf", "application/pdf", pdf("small")).await;
+    assert_eq!(small.status, StatusCode::CREATED, "{}", small.body);
+    let other = upload(&app, &ben, "ben.pdf", "application/pdf", big()).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+
+    // The refused upload left no row behind; deleting a file frees its bytes.
+    let pool = app.env.pool("media").await.expect("pool");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM media WHERE filename = 'second.pdf'")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+    pool.close().await;
+    let id = first.body["id"].as_str().expect("id");
+    let deleted = app
+        .call(
+            Method::DELETE,
+            format!("/api/v1/media/{id}"),
+            &ann.token,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let again = upload(&app, &ann, "second.pdf", "application/pdf", big()).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    app.cleanup().await;
+}

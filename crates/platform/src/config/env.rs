@@ -49,6 +49,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     ),
     ("MEDIA_MAX_FILE_BYTES", "media.max_file_bytes", Kind::Scalar),
     (
+        "MEDIA_USER_QUOTA_BYTES",
+        "media.user_quota_bytes",
+        Kind::Scalar,
+    ),
+    (
         "MEDIA_MAX_IMAGE_PIXELS",
         "media.max_image_pixels",
         Kind::Scalar,

@@ -206,7 +206,7 @@ fn filename(query: Option<String>, headers: &HeaderMap) -> ApiResult<String> {
         (status = 401, body = ErrorBody),
         (status = 403, description = "Uploads are disabled (`uploads_disabled`)", body = ErrorBody),
         (status = 408, description = "The upload stalled", body = ErrorBody),
-        (status = 413, description = "Over the size limit of its type", body = ErrorBody),
+        (status = 413, description = "Over the size limit of its type (`payload_too_large`), or past the user's storage quota (`storage_quota_exceeded`)", body = ErrorBody),
         (status = 415, description = "A type not allowed, or not the declared one", body = ErrorBody),
     ))]
 pub async fn upload_media(

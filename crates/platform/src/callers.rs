@@ -45,10 +45,6 @@ impl Caller {
             Caller::Operator => "operator",
         }
     }
-
-    pub fn from_name(name: &str) -> Option<Caller> {
-        Caller::ALL.into_iter().find(|caller| caller.name() == name)
-    }
 }
 
 impl fmt::Display for Caller {

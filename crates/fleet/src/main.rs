@@ -2,7 +2,7 @@
 //! schema. Production runs one binary per service instead.
 
 use clap::{Parser, Subcommand};
-use messenger_platform::auth::TokenKeys;
+use messenger_platform::auth::TokenSigner;
 use messenger_platform::service::{block_on_main, load_config};
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     let config = load_config().await?;
-    TokenKeys::from_config(&config.auth)?;
+    TokenSigner::from_config(&config.auth)?;
     let _telemetry = messenger_platform::telemetry::init(&config, "fleet")?;
     match command {
         Command::Migrate => {

@@ -67,162 +67,327 @@ pub enum Admits {
     Only(&'static [Caller]),
 }
 
+/// Whether a method acts for a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The caller forwards the user's access token, the server verifies it
+    /// (see [`crate::identity`]) and takes the acting user from it.
+    User,
+    /// No user: signing in (the credential is in the request), health,
+    /// reflection, the public signing keys, version info.
+    NoUser,
+    /// As `User`, but these callers may also call it without a user token
+    /// for work of their own: the gateway's presence sweeper lists the
+    /// groups of a user whose gateway died (the gateway receives every
+    /// group's events anyway, as the fleet's fan-out).
+    UserOrOwnWork(&'static [Caller]),
+}
+
 use Caller::{Gateway, Media, Messages, Operator};
+const USER: Scope = Scope::User;
+const NO_USER: Scope = Scope::NoUser;
 
 const GATEWAY: Admits = Admits::Only(&[Gateway]);
 const INFO: Admits = Admits::Only(&[Gateway, Operator]);
 
 /// Every method served in the fleet, by full gRPC path.
-pub const RULES: &[(&str, Admits)] = &[
-    ("/grpc.health.v1.Health/Check", Admits::Anyone),
-    ("/grpc.health.v1.Health/Watch", Admits::Anyone),
+pub const RULES: &[(&str, Admits, Scope)] = &[
+    ("/grpc.health.v1.Health/Check", Admits::Anyone, NO_USER),
+    ("/grpc.health.v1.Health/Watch", Admits::Anyone, NO_USER),
     (
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         Admits::AnyIdentity,
+        NO_USER,
     ),
     (
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         Admits::AnyIdentity,
+        NO_USER,
     ),
     // users
-    ("/messenger.users.v1.UsersService/Register", GATEWAY),
-    ("/messenger.users.v1.UsersService/GetUser", GATEWAY),
-    ("/messenger.users.v1.UsersService/GetUsers", GATEWAY),
+    (
+        "/messenger.users.v1.UsersService/Register",
+        GATEWAY,
+        NO_USER,
+    ),
+    ("/messenger.users.v1.UsersService/GetUser", GATEWAY, USER),
+    ("/messenger.users.v1.UsersService/GetUsers", GATEWAY, USER),
     (
         "/messenger.users.v1.UsersService/ResolveUsernames",
         Admits::Only(&[Gateway, Messages]),
+        USER,
     ),
-    ("/messenger.users.v1.UsersService/SearchUsers", GATEWAY),
-    ("/messenger.users.v1.UsersService/UpdateProfile", GATEWAY),
-    ("/messenger.users.v1.UsersService/SignUp", GATEWAY),
-    ("/messenger.users.v1.UsersService/SignIn", GATEWAY),
-    ("/messenger.users.v1.UsersService/RefreshSession", GATEWAY),
-    ("/messenger.users.v1.UsersService/RevokeSession", GATEWAY),
+    (
+        "/messenger.users.v1.UsersService/SearchUsers",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.users.v1.UsersService/UpdateProfile",
+        GATEWAY,
+        USER,
+    ),
+    ("/messenger.users.v1.UsersService/SignUp", GATEWAY, NO_USER),
+    ("/messenger.users.v1.UsersService/SignIn", GATEWAY, NO_USER),
+    (
+        "/messenger.users.v1.UsersService/RefreshSession",
+        GATEWAY,
+        NO_USER,
+    ),
+    (
+        "/messenger.users.v1.UsersService/RevokeSession",
+        GATEWAY,
+        NO_USER,
+    ),
+    (
+        "/messenger.users.v1.UsersService/GetSigningKeys",
+        Admits::AnyIdentity,
+        NO_USER,
+    ),
     // groups
-    ("/messenger.groups.v1.GroupsService/Info", INFO),
-    ("/messenger.groups.v1.GroupsService/CreateGroup", GATEWAY),
+    ("/messenger.groups.v1.GroupsService/Info", INFO, NO_USER),
+    (
+        "/messenger.groups.v1.GroupsService/CreateGroup",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.groups.v1.GroupsService/GetGroup",
         Admits::Only(&[Gateway, Messages]),
+        USER,
     ),
-    ("/messenger.groups.v1.GroupsService/UpdateGroup", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/DeleteGroup", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/ListMyGroups", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/UpdateGroup",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/DeleteGroup",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/ListMyGroups",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.groups.v1.GroupsService/SearchPublicGroups",
         GATEWAY,
+        USER,
     ),
-    ("/messenger.groups.v1.GroupsService/JoinGroup", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/InviteMember", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/LeaveGroup", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/KickMember", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/BanMember", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/UnbanMember", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/MuteMember", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/SetRole", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/JoinGroup",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/InviteMember",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/LeaveGroup",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/KickMember",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/BanMember",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/UnbanMember",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/MuteMember",
+        GATEWAY,
+        USER,
+    ),
+    ("/messenger.groups.v1.GroupsService/SetRole", GATEWAY, USER),
     (
         "/messenger.groups.v1.GroupsService/TransferOwnership",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.groups.v1.GroupsService/ListMembers",
         Admits::Only(&[Gateway, Messages]),
+        USER,
     ),
-    ("/messenger.groups.v1.GroupsService/CreateChannel", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/GetChannel", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/UpdateChannel", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/DeleteChannel", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/ListChannels", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/JoinChannel", GATEWAY),
-    ("/messenger.groups.v1.GroupsService/LeaveChannel", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/CreateChannel",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/GetChannel",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/UpdateChannel",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/DeleteChannel",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/ListChannels",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/JoinChannel",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.groups.v1.GroupsService/LeaveChannel",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.groups.v1.GroupsService/AddChannelMember",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.groups.v1.GroupsService/RemoveChannelMember",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.groups.v1.GroupsService/ListChannelMembers",
         GATEWAY,
+        USER,
     ),
-    ("/messenger.groups.v1.GroupsService/OpenDirect", GATEWAY),
+    (
+        "/messenger.groups.v1.GroupsService/OpenDirect",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.groups.v1.GroupsService/Authorize",
         Admits::Only(&[Gateway, Messages]),
+        USER,
     ),
     (
         "/messenger.groups.v1.GroupsService/ListReadableConversations",
         Admits::Only(&[Gateway, Messages]),
+        Scope::UserOrOwnWork(&[Gateway]),
     ),
     // messages
-    ("/messenger.messages.v1.MessagesService/Info", INFO),
+    ("/messenger.messages.v1.MessagesService/Info", INFO, NO_USER),
     (
         "/messenger.messages.v1.MessagesService/SendMessage",
         GATEWAY,
+        USER,
     ),
-    ("/messenger.messages.v1.MessagesService/GetMessage", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/GetMessage",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.messages.v1.MessagesService/EditMessage",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/DeleteMessage",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/ListEditHistory",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/ListMessages",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/ListGroupMessages",
         GATEWAY,
+        USER,
     ),
-    ("/messenger.messages.v1.MessagesService/ListThread", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/ListThread",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.messages.v1.MessagesService/AddReaction",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/RemoveReaction",
         GATEWAY,
+        USER,
     ),
-    ("/messenger.messages.v1.MessagesService/MarkRead", GATEWAY),
-    ("/messenger.messages.v1.MessagesService/ListUnread", GATEWAY),
+    (
+        "/messenger.messages.v1.MessagesService/MarkRead",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.messages.v1.MessagesService/ListUnread",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.messages.v1.MessagesService/ListReaders",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/ListNotifications",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/MarkNotificationsRead",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/SearchMessages",
         GATEWAY,
+        USER,
     ),
     (
         "/messenger.messages.v1.MessagesService/MediaAccess",
         Admits::Only(&[Media]),
+        USER,
     ),
     // media
-    ("/messenger.media.v1.MediaService/Info", INFO),
-    ("/messenger.media.v1.MediaService/Upload", GATEWAY),
-    ("/messenger.media.v1.MediaService/GetMedia", GATEWAY),
-    ("/messenger.media.v1.MediaService/Download", GATEWAY),
-    ("/messenger.media.v1.MediaService/DeleteMedia", GATEWAY),
+    ("/messenger.media.v1.MediaService/Info", INFO, NO_USER),
+    ("/messenger.media.v1.MediaService/Upload", GATEWAY, USER),
+    ("/messenger.media.v1.MediaService/GetMedia", GATEWAY, USER),
+    ("/messenger.media.v1.MediaService/Download", GATEWAY, USER),
+    (
+        "/messenger.media.v1.MediaService/DeleteMedia",
+        GATEWAY,
+        USER,
+    ),
     (
         "/messenger.media.v1.MediaService/CheckAttachable",
         Admits::Only(&[Messages]),
+        USER,
     ),
 ];
 
@@ -251,10 +416,20 @@ impl Refusal {
 
 /// Whom `method` admits; `None` for a method not in the table.
 pub fn admits(method: &str) -> Option<Admits> {
+    rule(method).map(|(admits, _)| admits)
+}
+
+/// Whether `method` acts for a user (unknown methods are refused before
+/// this is asked).
+pub fn scope(method: &str) -> Option<Scope> {
+    rule(method).map(|(_, scope)| scope)
+}
+
+fn rule(method: &str) -> Option<(Admits, Scope)> {
     RULES
         .iter()
-        .find(|(path, _)| *path == method)
-        .map(|(_, admits)| *admits)
+        .find(|(path, _, _)| *path == method)
+        .map(|(_, admits, scope)| (*admits, *scope))
 }
 
 /// Decides whether `caller` (the identity in its certificate, `None`
@@ -284,7 +459,7 @@ mod tests {
     #[test]
     fn the_table_names_each_method_once() {
         let mut seen = std::collections::HashSet::new();
-        for (method, _) in RULES {
+        for (method, _, _) in RULES {
             assert!(seen.insert(*method), "{method} is listed twice");
         }
     }
@@ -299,6 +474,38 @@ mod tests {
                 for method in &service.method {
                     let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
                     assert!(admits(&path).is_some(), "{path} is missing from RULES");
+                }
+            }
+        }
+    }
+
+    /// A method whose request names an acting user must verify that user's
+    /// token, or a caller could name anyone.
+    #[test]
+    fn methods_that_name_a_user_are_user_scoped() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(messenger_proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set");
+        let naming_a_user = ["actor_id", "user_id", "owner_id", "uploader_id"];
+        for file in &set.file {
+            for service in &file.service {
+                for method in &service.method {
+                    let input = method.input_type().rsplit('.').next().unwrap_or_default();
+                    let Some(message) = file.message_type.iter().find(|m| m.name() == input) else {
+                        continue;
+                    };
+                    if message
+                        .field
+                        .iter()
+                        .any(|f| naming_a_user.contains(&f.name()))
+                    {
+                        let path =
+                            format!("/{}.{}/{}", file.package(), service.name(), method.name());
+                        assert!(
+                            matches!(scope(&path), Some(Scope::User | Scope::UserOrOwnWork(_))),
+                            "{path} names a user"
+                        );
+                    }
                 }
             }
         }

@@ -1,11 +1,17 @@
 //! gRPC plumbing shared by every service: serving on a given listener with
-//! health checks, trace propagation and the callers' gate, and lazily
-//! connected clients, over mutual TLS when the transport is mutual.
+//! health checks, trace propagation and the gate (service identity, user
+//! tokens), and lazily connected clients that forward the trace and the
+//! user's token, over mutual TLS when the transport is mutual.
 
+use crate::Config;
 use crate::callers::Caller;
-use crate::mtls::{GateLayer, Transport};
+use crate::gate::GateLayer;
+use crate::identity::UserTokens;
+use crate::mtls::Transport;
+use crate::sessions::DenyList;
 use crate::shutdown::CancellationToken;
 use opentelemetry::propagation::Injector;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -26,14 +32,19 @@ pub type Router =
     tonic::transport::server::Router<tower_layer::Stack<GateLayer, tower_layer::Identity>>;
 
 /// A tonic server builder with the fleet's defaults (tracing, a 30 s limit
-/// per call, the callers' gate when `transport` is mutual).
-pub fn server(transport: &Transport) -> Server {
-    server_with_call_limit(transport, Duration::from_secs(30))
+/// per call, the callers' gate when `transport` is mutual, user tokens
+/// checked by `users` on user-scoped methods).
+pub fn server(transport: &Transport, users: Option<Arc<UserTokens>>) -> Server {
+    server_with_call_limit(transport, users, Duration::from_secs(30))
 }
 
 /// The same with another limit per call, for services whose calls may
 /// legitimately run long (a large upload from a slow client).
-pub fn server_with_call_limit(transport: &Transport, limit: Duration) -> Server {
+pub fn server_with_call_limit(
+    transport: &Transport,
+    users: Option<Arc<UserTokens>>,
+    limit: Duration,
+) -> Server {
     tonic::transport::Server::builder()
         .timeout(limit)
         // Bulk streams (uploads) would otherwise stall on 1 MiB windows and
@@ -42,7 +53,39 @@ pub fn server_with_call_limit(transport: &Transport, limit: Duration) -> Server 
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
         .trace_fn(server_span)
-        .layer(GateLayer::new(transport.is_mutual()))
+        .layer(GateLayer::new(transport.is_mutual(), users))
+}
+
+/// The user-token verifier of a service other than the users service:
+/// public keys from the users service, ended sessions from the deny-list in
+/// Redis. `None` when `grpc.user_tokens` is off.
+pub fn user_tokens(
+    config: &Config,
+    transport: &Transport,
+) -> anyhow::Result<Option<Arc<UserTokens>>> {
+    if !config.grpc.user_tokens {
+        return Ok(None);
+    }
+    let channel = lazy_channel(
+        transport,
+        Caller::Users,
+        &config.grpc.users.url,
+        Duration::from_millis(config.grpc.timeout_ms),
+    )?;
+    Ok(Some(UserTokens::from_users(
+        channel,
+        &config.auth.jwt_issuer,
+        deny_list(config)?,
+    )))
+}
+
+/// The deny-list of ended sessions every verifier consults.
+pub fn deny_list(config: &Config) -> anyhow::Result<Arc<DenyList>> {
+    Ok(Arc::new(DenyList::new(
+        redis::Client::open(config.redis.url())?,
+        config.auth.access_ttl_seconds,
+        &config.kafka.topic_prefix,
+    )))
 }
 
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
@@ -142,7 +185,9 @@ pub fn lazy_channel(
     )
 }
 
-/// Client interceptor that sends the current trace context as metadata.
+/// Client interceptor that sends the current trace context as metadata,
+/// and the access token of the user the current call is made for (see
+/// [`crate::identity`]) unless the request carries one already.
 #[derive(Clone, Copy, Default)]
 pub struct TracePropagation;
 
@@ -155,6 +200,12 @@ impl Interceptor for TracePropagation {
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
         });
+        if let Some(user) = crate::identity::current()
+            && !request.metadata().contains_key("authorization")
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", user.token))
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
         Ok(request)
     }
 }

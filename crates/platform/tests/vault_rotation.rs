@@ -5,7 +5,7 @@
 mod vault_support;
 
 use messenger_platform::CancellationToken;
-use messenger_platform::auth::{KeyRing, Principal, TokenKeys};
+use messenger_platform::auth::{KeyRing, Principal, TokenSigner};
 use messenger_platform::config::{Secret, VaultAuthMethod};
 use messenger_platform::vault::{Session, apply_secrets, watch_token_keys};
 use serde_json::json;
@@ -32,7 +32,7 @@ fn kid_of(token: &str) -> String {
 }
 
 /// Writes key set {b, a} with b active and waits until `ring` signs with b.
-async fn rotate_to_b(addr: &str, path: &str, ring: &KeyRing, failure: &str) {
+async fn rotate_to_b(addr: &str, path: &str, ring: &KeyRing<TokenSigner>, failure: &str) {
     write_secret(
         addr,
         path,
@@ -49,9 +49,12 @@ async fn rotate_to_b(addr: &str, path: &str, ring: &KeyRing, failure: &str) {
 
 /// Starts the refresher for `config` (secrets already applied) and returns
 /// the key ring it keeps up to date.
-async fn follow(config: &messenger_platform::Config, shutdown: &CancellationToken) -> Arc<KeyRing> {
+async fn follow(
+    config: &messenger_platform::Config,
+    shutdown: &CancellationToken,
+) -> Arc<KeyRing<TokenSigner>> {
     let ring = Arc::new(KeyRing::new(
-        TokenKeys::from_config(&config.auth).expect("keys"),
+        TokenSigner::from_config(&config.auth).expect("keys"),
     ));
     let session = Session::login(&config.vault).await.expect("login");
     tokio::spawn(watch_token_keys(
@@ -85,9 +88,13 @@ async fn rotated_keys_apply_without_restart_and_old_tokens_stay_valid() {
     let after = ring.current().issue(principal()).expect("issue").token;
     assert_eq!(kid_of(&after), "b");
     ring.current()
+        .verifier()
         .verify(&before)
         .expect("old token still verifies");
-    ring.current().verify(&after).expect("new token verifies");
+    ring.current()
+        .verifier()
+        .verify(&after)
+        .expect("new token verifies");
 
     // An invalid rotation (active kid not in the set) is refused: the
     // working keys stay.
@@ -110,12 +117,16 @@ async fn rotated_keys_apply_without_restart_and_old_tokens_stay_valid() {
     assert!(
         eventually(Duration::from_secs(10), || ring
             .current()
+            .verifier()
             .verify(&before)
             .is_err())
         .await,
         "the retired key still verifies"
     );
-    ring.current().verify(&after).expect("b still verifies");
+    ring.current()
+        .verifier()
+        .verify(&after)
+        .expect("b still verifies");
     shutdown.cancel();
 }
 
@@ -175,6 +186,7 @@ async fn an_outage_keeps_the_last_keys_and_recovers() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(ring.current().active_kid(), "a");
     ring.current()
+        .verifier()
         .verify(&token)
         .expect("keys kept during the outage");
 
@@ -188,6 +200,7 @@ async fn an_outage_keeps_the_last_keys_and_recovers() {
     )
     .await;
     ring.current()
+        .verifier()
         .verify(&token)
         .expect("old token still verifies");
     shutdown.cancel();

@@ -8,7 +8,6 @@ mod error;
 pub mod http;
 mod ratelimit;
 pub mod realtime;
-mod sessions;
 pub mod settings;
 mod state;
 
@@ -61,17 +60,6 @@ pub async fn serve_with(
     )
     .await?;
     let state = AppState::start(&config, &transport, realtime_shutdown.clone())?;
-    if !config.vault.addr.trim().is_empty() {
-        // Tokens are signed and verified here, so this is where rotated JWT
-        // keys must land without a restart.
-        let session = messenger_platform::vault::Session::login(&config.vault).await?;
-        tokio::spawn(messenger_platform::vault::watch_token_keys(
-            config.clone(),
-            session,
-            state.key_ring(),
-            realtime_shutdown.clone(),
-        ));
-    }
     if let Some(internal) = internal {
         let router = http::health::internal_router(state.clone());
         let stop = shutdown.clone().cancelled_owned();

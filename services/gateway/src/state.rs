@@ -1,16 +1,17 @@
 //! Shared state of the gateway, built in one step at startup: gRPC
-//! clients, token keys, the session deny-list, the rate-limit guard and,
+//! clients, the user-token verifier (with the session deny-list), the
+//! rate-limit guard and,
 //! when WebSocket delivery is on, the realtime hub.
 
 use crate::backends::{GroupsClient, MediaClient, MessagesClient, UsersClient};
 use crate::ratelimit::Guard;
 use crate::realtime::{Realtime, Wiring};
-use crate::sessions::DenyList;
 use crate::settings::{RateLimitSettings, UploadLimits, WebSocketSettings};
-use messenger_platform::auth::{KeyRing, TokenKeys};
 use messenger_platform::callers::Caller;
-use messenger_platform::grpc::{TracePropagation, lazy_channel};
+use messenger_platform::grpc::{TracePropagation, deny_list, lazy_channel};
+use messenger_platform::identity::UserTokens;
 use messenger_platform::mtls::Transport;
+use messenger_platform::sessions::DenyList;
 use messenger_platform::{CancellationToken, Config};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
@@ -67,11 +68,10 @@ struct Inner {
     media: MediaClient,
     media_limits: MediaLimits,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
-    tokens: Arc<KeyRing>,
+    tokens: Arc<UserTokens>,
     redis: redis::Client,
     body_limit: usize,
     guard: Guard,
-    deny_list: Arc<DenyList>,
     /// Present when WebSocket delivery is enabled.
     realtime: Option<Arc<Realtime>>,
 }
@@ -120,18 +120,15 @@ impl AppState {
             ("media", HealthClient::new(media.clone())),
         ];
         let groups = GroupsServiceClient::with_interceptor(groups, TracePropagation);
-        let tokens = Arc::new(KeyRing::new(TokenKeys::from_config(&config.auth)?));
+        // The edge verifies every token itself, whatever `grpc.user_tokens`
+        // says about the services behind it.
+        let tokens =
+            UserTokens::from_users(users.clone(), &config.auth.jwt_issuer, deny_list(config)?);
         let redis = redis::Client::open(config.redis.url())?;
-        let deny_list = Arc::new(DenyList::new(
-            redis.clone(),
-            config.auth.access_ttl_seconds,
-            &config.kafka.topic_prefix,
-        ));
         let realtime = config.features.websocket_enabled.then(|| {
             let wiring = Wiring {
                 redis: redis.clone(),
                 tokens: Arc::clone(&tokens),
-                deny_list: Arc::clone(&deny_list),
                 access: Arc::new(crate::realtime::GroupsAccess::new(groups.clone())),
                 frames_per_second: config
                     .features
@@ -152,7 +149,6 @@ impl AppState {
                 guard: Guard::from_config(config, &rate_limits, Arc::clone(&tokens))?,
                 tokens,
                 redis,
-                deny_list,
                 realtime,
                 body_limit: config.server.body_limit_bytes,
             }),
@@ -179,23 +175,19 @@ impl AppState {
         &self.inner.media_limits
     }
 
-    /// The JWT keys in force now (they rotate while the gateway runs).
-    pub fn tokens(&self) -> Arc<TokenKeys> {
-        self.inner.tokens.current()
+    /// Verifies access tokens with the users service's public keys.
+    pub fn user_tokens(&self) -> &Arc<UserTokens> {
+        &self.inner.tokens
     }
 
     /// Sessions ended before their access tokens expired.
     pub fn deny_list(&self) -> &DenyList {
-        &self.inner.deny_list
+        self.inner.tokens.deny_list()
     }
 
     /// The rate-limit layer's state.
     pub fn guard(&self) -> &Guard {
         &self.inner.guard
-    }
-
-    pub fn key_ring(&self) -> Arc<KeyRing> {
-        Arc::clone(&self.inner.tokens)
     }
 
     pub fn backends(&self) -> &[(&'static str, HealthClient<Channel>)] {

@@ -10,6 +10,7 @@ use crate::domain::{
 use crate::error::Error;
 use crate::groups::{GroupUpdate, Groups, NewGroupInput, Page};
 use crate::permissions::{Action, Role};
+use messenger_platform::identity::{ActorError, acting_user};
 use messenger_proto::groups::v1 as pb;
 use messenger_proto::groups::v1::groups_service_server::GroupsService;
 use time::OffsetDateTime;
@@ -21,8 +22,16 @@ pub struct GroupsGrpc {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// The acting user: the one of the verified access token (a request field
+/// naming someone else is refused).
 fn actor(raw: &str) -> Result<UserId, Error> {
-    UserId::parse(raw, "actor_id")
+    match acting_user(raw) {
+        Ok(user) => Ok(UserId(user)),
+        Err(ActorError::NotTheCaller) => Err(Error::PermissionDenied(
+            ActorError::NotTheCaller.to_string(),
+        )),
+        Err(ActorError::Invalid) => UserId::parse(raw, "actor_id"),
+    }
 }
 
 fn group_id(raw: &str) -> Result<GroupId, Error> {

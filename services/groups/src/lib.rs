@@ -56,7 +56,7 @@ pub async fn serve(
         .set_serving::<GroupsServiceServer<grpc::GroupsGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server(&transport)
+        rpc::server(&transport, rpc::user_tokens(&config, &transport)?)
             .add_service(health)
             .add_service(GroupsServiceServer::new(service)),
         &[<GroupsServiceServer<grpc::GroupsGrpc> as NamedService>::NAME],

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::media::{Media, UploadStart};
 use crate::storage;
 use futures::{Stream, StreamExt};
+use messenger_platform::identity::{ActorError, acting_user};
 use messenger_proto::media::v1 as pb;
 use messenger_proto::media::v1::media_service_server::MediaService;
 use std::pin::Pin;
@@ -20,6 +21,18 @@ pub struct MediaGrpc {
 
 fn uuid(raw: &str, field: &'static str) -> Result<Uuid> {
     Uuid::parse_str(raw.trim()).map_err(|_| Error::invalid(field, "must be a UUID"))
+}
+
+/// The acting user: the one of the verified access token (a request field
+/// naming someone else is refused).
+fn actor(raw: &str, field: &'static str) -> Result<Uuid> {
+    match acting_user(raw) {
+        Ok(user) => Ok(user),
+        Err(ActorError::NotTheCaller) => Err(Error::PermissionDenied(
+            ActorError::NotTheCaller.to_string(),
+        )),
+        Err(ActorError::Invalid) => uuid(raw, field),
+    }
 }
 
 type DownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send>>;
@@ -56,7 +69,7 @@ impl MediaService for MediaGrpc {
             return Err(Error::invalid("filename", "is required").into());
         }
         let start = UploadStart {
-            owner: uuid(&start.owner_id, "owner_id")?,
+            owner: actor(&start.owner_id, "owner_id")?,
             filename: crate::detect::sanitize_filename(&start.filename),
             declared_type: start.declared_content_type,
             content_length: start.content_length,
@@ -85,7 +98,7 @@ impl MediaService for MediaGrpc {
         let row = self
             .media
             .visible(
-                uuid(&r.actor_id, "actor_id")?,
+                actor(&r.actor_id, "actor_id")?,
                 uuid(&r.media_id, "media_id")?,
             )
             .await?;
@@ -104,7 +117,7 @@ impl MediaService for MediaGrpc {
         let row = self
             .media
             .visible(
-                uuid(&r.actor_id, "actor_id")?,
+                actor(&r.actor_id, "actor_id")?,
                 uuid(&r.media_id, "media_id")?,
             )
             .await?;
@@ -153,7 +166,7 @@ impl MediaService for MediaGrpc {
         let r = request.into_inner();
         self.media
             .delete(
-                uuid(&r.actor_id, "actor_id")?,
+                actor(&r.actor_id, "actor_id")?,
                 uuid(&r.media_id, "media_id")?,
             )
             .await?;
@@ -172,7 +185,7 @@ impl MediaService for MediaGrpc {
             .collect::<Result<Vec<_>>>()?;
         let rows = self
             .media
-            .attachable(uuid(&r.owner_id, "owner_id")?, &ids)
+            .attachable(actor(&r.owner_id, "owner_id")?, &ids)
             .await?;
         Ok(Response::new(pb::CheckAttachableResponse {
             media: rows.iter().map(convert::media).collect(),

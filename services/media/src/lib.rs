@@ -70,9 +70,13 @@ pub async fn serve(
         .await;
     // An upload call lasts as long as the client takes to send the file.
     let router = rpc::with_reflection(
-        rpc::server_with_call_limit(&transport, settings.upload_timeout(&config.server))
-            .add_service(health)
-            .add_service(MediaServiceServer::new(grpc::MediaGrpc { media })),
+        rpc::server_with_call_limit(
+            &transport,
+            rpc::user_tokens(&config, &transport)?,
+            settings.upload_timeout(&config.server),
+        )
+        .add_service(health)
+        .add_service(MediaServiceServer::new(grpc::MediaGrpc { media })),
         &[<MediaServiceServer<grpc::MediaGrpc> as NamedService>::NAME],
     )?;
     let served = rpc::serve(&transport, router, listener, backend.shutdown.clone()).await;

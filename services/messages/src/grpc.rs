@@ -8,6 +8,7 @@ use crate::domain::{
 use crate::error::Error;
 use crate::messages::{Anchor, HistoryPage, Messages};
 use crate::send::SendInput;
+use messenger_platform::identity::{ActorError, acting_user};
 use messenger_proto::messages::v1 as pb;
 use messenger_proto::messages::v1::messages_service_server::MessagesService;
 use tonic::{Request, Response, Status};
@@ -19,8 +20,16 @@ pub struct MessagesGrpc {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// The acting user: the one of the verified access token (a request field
+/// naming someone else is refused).
 fn actor(raw: &str) -> Result<UserId, Error> {
-    UserId::parse(raw, "actor_id")
+    match acting_user(raw) {
+        Ok(user) => Ok(UserId(user)),
+        Err(ActorError::NotTheCaller) => Err(Error::PermissionDenied(
+            ActorError::NotTheCaller.to_string(),
+        )),
+        Err(ActorError::Invalid) => UserId::parse(raw, "actor_id"),
+    }
 }
 
 fn message_id(raw: &str) -> Result<MessageId, Error> {

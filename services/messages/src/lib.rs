@@ -63,7 +63,7 @@ pub async fn serve(
         .set_serving::<MessagesServiceServer<grpc::MessagesGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server(&transport)
+        rpc::server(&transport, rpc::user_tokens(&config, &transport)?)
             .add_service(health)
             .add_service(MessagesServiceServer::new(service)),
         &[<MessagesServiceServer<grpc::MessagesGrpc> as NamedService>::NAME],

@@ -12,6 +12,8 @@ pub enum Error {
     #[error("user not found")]
     NotFound,
     #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0}")]
     Unauthenticated(&'static str),
     /// A rotated refresh token came back: its session was revoked.
     #[error("invalid, expired or revoked refresh token")]
@@ -67,6 +69,7 @@ impl From<Error> for Status {
                 ErrorDetails::with_bad_request_violation(*field, "already taken"),
             ),
             Error::NotFound => Status::not_found(err.to_string()),
+            Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             Error::SessionReused {
                 user_id,

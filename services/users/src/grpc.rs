@@ -6,14 +6,19 @@ use crate::domain::{Bio, DisplayName, Email, PageSize, Password, SearchQuery, Us
 use crate::error::Error;
 use crate::repo::ProfileChanges;
 use crate::sessions::{IssuedSession, Sessions};
+use messenger_platform::auth::{KeyRing, Principal, TokenSigner};
+use messenger_platform::identity::{ActorError, acting_user};
 use messenger_proto::users::v1 as pb;
 use messenger_proto::users::v1::users_service_server::UsersService;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 pub struct UsersGrpc {
     pub accounts: Accounts,
     pub sessions: Sessions,
+    /// Signs the access tokens of sessions (rotated from Vault).
+    pub signer: Arc<KeyRing<TokenSigner>>,
 }
 
 /// Most users a batch lookup may ask for.
@@ -43,7 +48,7 @@ impl UsersService for UsersGrpc {
             .sessions
             .create(UserId(user.id), &request.user_agent)
             .await?;
-        Ok(Response::new(signed_in(user, session)))
+        Ok(Response::new(self.signed_in(user, session)?))
     }
 
     async fn sign_in(
@@ -59,7 +64,7 @@ impl UsersService for UsersGrpc {
             .sessions
             .create(UserId(user.id), &request.user_agent)
             .await?;
-        Ok(Response::new(signed_in(user, session)))
+        Ok(Response::new(self.signed_in(user, session)?))
     }
 
     async fn get_user(
@@ -129,7 +134,12 @@ impl UsersService for UsersGrpc {
         request: Request<pb::UpdateProfileRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let request = request.into_inner();
-        let id = UserId::parse(&request.id, "id")?;
+        let id = UserId(acting_user(&request.id).map_err(|err| match err {
+            ActorError::NotTheCaller => {
+                Error::PermissionDenied("a profile is changed only by its owner")
+            }
+            ActorError::Invalid => Error::invalid("id", "must be a UUID"),
+        })?);
         let avatar = match request.avatar_media_id.as_deref().map(str::trim) {
             None => None,
             Some("") => Some(None),
@@ -161,7 +171,7 @@ impl UsersService for UsersGrpc {
             .sessions
             .refresh(&request.into_inner().refresh_token)
             .await?;
-        Ok(Response::new(session_message(session)))
+        Ok(Response::new(self.session_message(session)?))
     }
 
     async fn revoke_session(
@@ -180,6 +190,22 @@ impl UsersService for UsersGrpc {
             user_id,
         }))
     }
+
+    async fn get_signing_keys(
+        &self,
+        _: Request<pb::GetSigningKeysRequest>,
+    ) -> Result<Response<pb::SigningKeys>, Status> {
+        let signer = self.signer.current();
+        let keys = signer
+            .public_keys()
+            .iter()
+            .map(|key| pb::PublicSigningKey {
+                kid: key.kid.clone(),
+                x: key.x.clone(),
+            })
+            .collect();
+        Ok(Response::new(pb::SigningKeys { keys }))
+    }
 }
 
 fn registration(request: pb::RegisterRequest) -> Result<Registration, Error> {
@@ -191,18 +217,37 @@ fn registration(request: pb::RegisterRequest) -> Result<Registration, Error> {
     })
 }
 
-fn signed_in(user: crate::repo::UserRow, session: IssuedSession) -> pb::SignedIn {
-    pb::SignedIn {
-        user: Some(user.into()),
-        session: Some(session_message(session)),
+impl UsersGrpc {
+    fn signed_in(
+        &self,
+        user: crate::repo::UserRow,
+        session: IssuedSession,
+    ) -> Result<pb::SignedIn, Error> {
+        Ok(pb::SignedIn {
+            user: Some(user.into()),
+            session: Some(self.session_message(session)?),
+        })
     }
-}
 
-fn session_message(session: IssuedSession) -> pb::Session {
-    pb::Session {
-        user_id: session.user_id.to_string(),
-        session_id: session.family_id.to_string(),
-        refresh_token: session.refresh_token,
-        refresh_expires_at: Some(crate::convert::timestamp(session.expires_at)),
+    /// The session with a fresh access token for it.
+    fn session_message(&self, session: IssuedSession) -> Result<pb::Session, Error> {
+        let access = self
+            .signer
+            .current()
+            .issue(Principal {
+                user_id: session.user_id,
+                session_id: session.family_id,
+            })
+            .map_err(|err| {
+                Error::Internal(anyhow::anyhow!("cannot sign an access token: {err}"))
+            })?;
+        Ok(pb::Session {
+            user_id: session.user_id.to_string(),
+            session_id: session.family_id.to_string(),
+            refresh_token: session.refresh_token,
+            refresh_expires_at: Some(crate::convert::timestamp(session.expires_at)),
+            access_token: access.token,
+            access_expires_at: Some(crate::convert::timestamp(access.expires_at)),
+        })
     }
 }

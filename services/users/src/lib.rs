@@ -16,13 +16,16 @@ mod search;
 mod sessions;
 pub mod settings;
 
+use messenger_platform::auth::{KeyRing, TokenSigner};
 use messenger_platform::backend::Backend;
 use messenger_platform::callers::Caller;
+use messenger_platform::identity::UserTokens;
 use messenger_platform::mtls::Transport;
 use messenger_platform::{CancellationToken, Config, grpc as rpc};
 use messenger_proto::users::v1::UserEvent;
 use messenger_proto::users::v1::users_service_server::UsersServiceServer;
 use sqlx::migrate::Migrator;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
@@ -39,9 +42,28 @@ pub async fn serve(
     // Settings first: a bad one fails before anything starts.
     let hasher = password::Hasher::new(&config.section::<settings::PasswordSettings>()?)?;
     let sign_in = config.section::<settings::SignInLimit>()?;
+    let signer = Arc::new(KeyRing::new(TokenSigner::from_config(&config.auth)?));
     let transport = Transport::establish(&config, Caller::Users, &shutdown).await?;
     let backend =
         Backend::start(&config, SCHEMA, &MIGRATOR, &[UserEvent::TOPIC], &shutdown).await?;
+    if !config.vault.addr.trim().is_empty() {
+        // Only this service signs access tokens, so this is where rotated
+        // keys land without a restart; verifiers fetch the new set.
+        let session = messenger_platform::vault::Session::login(&config.vault).await?;
+        tokio::spawn(messenger_platform::vault::watch_token_keys(
+            config.clone(),
+            session,
+            Arc::clone(&signer),
+            backend.shutdown.clone(),
+        ));
+    }
+    let verifier = match config.grpc.user_tokens {
+        true => Some(UserTokens::signed_here(
+            Arc::clone(&signer),
+            rpc::deny_list(&config)?,
+        )),
+        false => None,
+    };
     let service = grpc::UsersGrpc {
         accounts: accounts::Accounts::new(
             backend.pool.clone(),
@@ -49,6 +71,7 @@ pub async fn serve(
             sign_in.login_per_account_per_minute,
         ),
         sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
+        signer,
     };
     let (reporter, health) = rpc::health();
     backend.report_outbox_health(reporter.clone()).await;
@@ -56,7 +79,7 @@ pub async fn serve(
         .set_serving::<UsersServiceServer<grpc::UsersGrpc>>()
         .await;
     let router = rpc::with_reflection(
-        rpc::server(&transport)
+        rpc::server(&transport, verifier)
             .add_service(health)
             .add_service(UsersServiceServer::new(service)),
         &[<UsersServiceServer<grpc::UsersGrpc> as NamedService>::NAME],

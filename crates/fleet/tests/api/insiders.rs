@@ -17,7 +17,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 /// Every method of a service's contract, by full path.
-fn methods_of(service: &str) -> Vec<String> {
+pub(crate) fn methods_of(service: &str) -> Vec<String> {
     let set = prost_types::FileDescriptorSet::decode(messenger_proto::FILE_DESCRIPTOR_SET)
         .expect("descriptor set");
     let mut paths = Vec::new();
@@ -35,7 +35,7 @@ fn methods_of(service: &str) -> Vec<String> {
 }
 
 /// The services and where this fleet serves them.
-fn services(config: &Config) -> Vec<(Caller, String, &'static str)> {
+pub(crate) fn services(config: &Config) -> Vec<(Caller, String, &'static str)> {
     let grpc = &config.grpc;
     vec![
         (
@@ -64,12 +64,25 @@ fn services(config: &Config) -> Vec<(Caller, String, &'static str)> {
 /// One call of `path` with an empty message (a valid encoding of every
 /// request type), as a stream so that every method shape accepts it.
 async fn call(channel: Channel, path: &str) -> Result<(), tonic::Status> {
+    call_as(channel, path, None).await
+}
+
+/// [`call`] with a user's access token, as the gateway forwards it.
+pub(crate) async fn call_as(
+    channel: Channel,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(), tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
         .map_err(|err| tonic::Status::unavailable(err.to_string()))?;
     let path = tonic::codegen::http::uri::PathAndQuery::try_from(path).expect("path");
-    let request = tonic::Request::new(futures::stream::iter([()]));
+    let mut request = tonic::Request::new(futures::stream::iter([()]));
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("metadata value");
+        request.metadata_mut().insert("authorization", value);
+    }
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let mut answers = grpc.streaming(request, path, codec).await?.into_inner();
     while answers.message().await?.is_some() {}
@@ -87,7 +100,12 @@ async fn session(config: &Config) -> Session {
     Session::login(&config.vault).await.expect("Vault login")
 }
 
-async fn issue(config: &Config, mount: &str, caller: Caller, ttl: u64) -> IssuedCertificate {
+pub(crate) async fn issue(
+    config: &Config,
+    mount: &str,
+    caller: Caller,
+    ttl: u64,
+) -> IssuedCertificate {
     session(config)
         .await
         .issue_certificate(
@@ -100,7 +118,7 @@ async fn issue(config: &Config, mount: &str, caller: Caller, ttl: u64) -> Issued
         .expect("certificate")
 }
 
-fn require_mtls(app: &TestApp) {
+pub(crate) fn require_mtls(app: &TestApp) {
     assert!(
         app.config.grpc.mtls.enabled,
         "these tests need OpenBao with the fleet's CA (./dev up; VAULT_ADDR and VAULT_TOKEN set)"

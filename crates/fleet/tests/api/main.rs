@@ -25,6 +25,7 @@ mod reflection;
 mod sweep;
 mod sweep_more;
 mod sweep_sockets;
+mod user_tokens;
 mod users;
 mod vault;
 mod ws;

@@ -229,6 +229,7 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Text,
     ),
     ("GRPC_TIMEOUT_MS", "grpc.timeout_ms", Kind::Scalar),
+    ("GRPC_USER_TOKENS", "grpc.user_tokens", Kind::Scalar),
     ("GRPC_MTLS_ENABLED", "grpc.mtls.enabled", Kind::Scalar),
     ("GRPC_MTLS_PKI_MOUNT", "grpc.mtls.pki_mount", Kind::Text),
     ("GRPC_MTLS_DOMAIN", "grpc.mtls.domain", Kind::Text),

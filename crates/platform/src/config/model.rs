@@ -140,6 +140,8 @@ pub struct GrpcConfig {
     pub messages: GrpcEndpoint,
     pub media: GrpcEndpoint,
     pub timeout_ms: u64,
+    /// Verify the forwarded user token on user-scoped calls.
+    pub user_tokens: bool,
     pub mtls: MtlsConfig,
 }
 
@@ -316,6 +318,13 @@ impl Config {
         if !self.auth.jwt_keys.is_empty() {
             self.auth.signing_keys()?;
             self.refuse_development_keys()?;
+        }
+        if !self.grpc.user_tokens && !self.features.debug_enabled {
+            return Err(ConfigError::invalid(
+                "grpc.user_tokens",
+                "false lets any service act as any user; it is allowed only with \
+                 DEBUG_ENABLED=true (to measure the check's cost)",
+            ));
         }
         Ok(())
     }

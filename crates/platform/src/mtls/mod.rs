@@ -13,8 +13,8 @@ pub mod probe;
 mod server;
 
 pub(crate) use client::connect;
+pub use server::Peer;
 pub(crate) use server::incoming;
-pub use server::{Gate, GateLayer, Peer};
 
 use crate::callers::Caller;
 use crate::config::Config;

@@ -1,11 +1,10 @@
 //! The server side: TLS handshakes off the accept loop, the caller's
-//! identity read from its certificate once per connection, and the gate that
-//! applies [`crate::callers`] to every call.
+//! identity read from its certificate once per connection (which
+//! [`crate::gate`] checks on every call).
 
 use super::Tls;
-use crate::callers::{self, Caller};
+use crate::callers::Caller;
 use crate::shutdown::CancellationToken;
-use futures::future::{Either, Ready, ready};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -147,61 +146,4 @@ fn identify(stream: &TlsStream<TcpStream>, domain: &str) -> Option<Caller> {
             .ok()
             .is_some_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
     })
-}
-
-/// Applies [`callers::check`] to every call when the transport is mutual.
-#[derive(Clone, Copy)]
-pub struct GateLayer {
-    enforce: bool,
-}
-
-impl GateLayer {
-    pub fn new(enforce: bool) -> Self {
-        GateLayer { enforce }
-    }
-}
-
-impl<S> tower_layer::Layer<S> for GateLayer {
-    type Service = Gate<S>;
-    fn layer(&self, inner: S) -> Gate<S> {
-        Gate {
-            inner,
-            enforce: self.enforce,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct Gate<S> {
-    inner: S,
-    enforce: bool,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for Gate<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Either<S::Future, Ready<Result<S::Response, S::Error>>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if self.enforce {
-            let caller = request
-                .extensions()
-                .get::<Peer>()
-                .and_then(|peer| peer.caller);
-            if let Err(refusal) = callers::check(request.uri().path(), caller) {
-                metrics::counter!("grpc_server_refusals_total", "caller" => caller.map_or("none", Caller::name))
-                    .increment(1);
-                tracing::warn!(%refusal, "internal call refused");
-                return Either::Right(ready(Ok(refusal.status().into_http())));
-            }
-        }
-        Either::Left(self.inner.call(request))
-    }
 }

@@ -2,7 +2,7 @@
 //! keep the token alive, and swap in new JWT keys without a restart.
 
 use super::{Session, apply};
-use crate::auth::{KeyRing, TokenKeys};
+use crate::auth::{KeyRing, TokenSigner};
 use crate::config::Config;
 use crate::shutdown::CancellationToken;
 use std::sync::Arc;
@@ -60,13 +60,13 @@ pub async fn refresh_secrets(
 pub async fn watch_token_keys(
     config: Config,
     session: Session,
-    keys: Arc<KeyRing>,
+    keys: Arc<KeyRing<TokenSigner>>,
     shutdown: CancellationToken,
 ) {
     let on_change = move |config: &Config| match config
         .refuse_development_keys()
         .map_err(anyhow::Error::from)
-        .and_then(|()| Ok(TokenKeys::from_config(&config.auth)?))
+        .and_then(|()| Ok(TokenSigner::from_config(&config.auth)?))
     {
         Ok(rotated) => {
             tracing::info!(active_kid = %config.auth.jwt_active_kid, "JWT keys rotated from Vault");

@@ -4,11 +4,15 @@
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
+use axum::middleware::Next;
 use messenger_platform::auth::{Principal, TokenError};
+use messenger_platform::identity::{self, Rejected};
+use std::sync::Arc;
 
 /// A JSON object body. Like `axum::Json` (content type, syntax, shape), but
 /// only an object is accepted: serde would otherwise also read a struct
@@ -100,44 +104,82 @@ pub struct Query<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct Path<T>(pub T);
 
-/// The caller, from a valid `Authorization: Bearer <access token>`.
+/// The caller, from a valid `Authorization: Bearer <access token>`
+/// (verified by [`authenticate`]).
 pub struct Auth(pub Principal);
+
+/// What [`authenticate`] found in a request's `Authorization` header.
+#[derive(Clone)]
+enum Bearer {
+    Verified(Principal),
+    Refused(Arc<Rejected>),
+}
+
+/// Verifies the request's access token, if it has one, once for the whole
+/// request: handlers asking for [`Auth`] get the verdict, and the backends
+/// the handler calls receive the token with every call (see
+/// `messenger_platform::identity`), so each verifies the user itself.
+/// Routes without `Auth` (sign-in, health) are served whatever the token.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> axum::response::Response {
+    let Some(token) = identity::bearer(request.headers()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    match state.user_tokens().authenticate(&token).await {
+        Ok(user) => {
+            request
+                .extensions_mut()
+                .insert(Bearer::Verified(user.principal));
+            identity::scope(Arc::new(user), next.run(request)).await
+        }
+        Err(rejected) => {
+            request
+                .extensions_mut()
+                .insert(Bearer::Refused(Arc::new(rejected)));
+            next.run(request).await
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| ApiError::unauthenticated("Authorization must be \"Bearer <token>\""))?;
-        match state.tokens().verify(token) {
-            Ok(principal) if state.deny_list().is_revoked(principal.session_id).await => {
-                Err(ApiError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    ErrorCode::SessionRevoked,
-                    "this session has ended (logged out); sign in again",
-                ))
-            }
-            Ok(principal) => Ok(Auth(principal)),
-            Err(TokenError::Expired) => Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                ErrorCode::TokenExpired,
-                TokenError::Expired.to_string(),
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Bearer>() {
+            Some(Bearer::Verified(principal)) => Ok(Auth(*principal)),
+            Some(Bearer::Refused(rejected)) => Err(refusal(rejected)),
+            None if parts.headers.contains_key(header::AUTHORIZATION) => Err(
+                ApiError::unauthenticated("Authorization must be \"Bearer <token>\""),
+            ),
+            None => Err(ApiError::unauthenticated(
+                "missing Authorization: Bearer token",
             )),
-            Err(err) => Err(ApiError::unauthenticated(err.to_string())),
         }
+    }
+}
+
+fn refusal(rejected: &Rejected) -> ApiError {
+    use axum::http::StatusCode;
+    match rejected {
+        Rejected::Revoked => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::SessionRevoked,
+            "this session has ended (logged out); sign in again",
+        ),
+        Rejected::Token(TokenError::Expired) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::TokenExpired,
+            TokenError::Expired.to_string(),
+        ),
+        Rejected::KeysUnavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            rejected.to_string(),
+        ),
+        other => ApiError::unauthenticated(other.to_string()),
     }
 }
 

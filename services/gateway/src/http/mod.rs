@@ -137,6 +137,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::ready_public));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
+        .routes(routes!(auth::jwks))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     (router, doc)
@@ -174,6 +175,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         // this; the upload route streams its raw `Body` and checks sizes
         // itself.
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.guard().clone(),
             crate::ratelimit::limit,

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use messenger_platform::Config;
-use messenger_platform::auth::KeyRing;
+use messenger_platform::identity::UserTokens;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -22,14 +22,14 @@ use std::sync::Arc;
 pub struct Guard {
     limiter: Option<Arc<RateLimiter>>,
     forwarded: Option<Arc<Forwarded>>,
-    tokens: Arc<KeyRing>,
+    tokens: Arc<UserTokens>,
 }
 
 impl Guard {
     pub fn from_config(
         config: &Config,
         limits: &RateLimitSettings,
-        tokens: Arc<KeyRing>,
+        tokens: Arc<UserTokens>,
     ) -> anyhow::Result<Self> {
         Ok(Guard {
             limiter: limiter(config, limits)?.map(Arc::new),
@@ -65,7 +65,7 @@ impl Guard {
                 .and_then(|value| value.strip_prefix("Bearer "));
             // Only a valid token names a user: anything else counts against
             // the address, so forged tokens cannot mint fresh buckets.
-            let keys = self.tokens.current();
+            let keys = self.tokens.known_keys();
             if let Some(principal) = bearer.and_then(|token| keys.verify(token).ok()) {
                 return format!("user:{}", principal.user_id);
             }
@@ -127,7 +127,8 @@ fn allowance_headers(decision: super::Decision) -> HeaderMap {
 /// The route class of a request; `None` for what is never limited (health
 /// probes, the API document).
 pub fn classify(method: &Method, path: &str) -> Option<Class> {
-    if path == "/ws" {
+    // The key set is read from the users service: limited like the API.
+    if path == "/ws" || path == "/.well-known/jwks.json" {
         return Some(Class::Default);
     }
     let route = path.strip_prefix("/api/v1")?;

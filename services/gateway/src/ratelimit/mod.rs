@@ -9,8 +9,8 @@
 mod guard;
 
 pub use guard::{Guard, classify, limit};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::time::Duration;
+use redis::aio::ConnectionManager;
+
 use tokio::sync::OnceCell;
 
 /// Takes one token. Uses Redis' clock, so replicas with skewed clocks agree.
@@ -153,21 +153,7 @@ impl RateLimiter {
     }
 }
 
-/// The shared connection of a per-request Redis check that must fail fast
-/// (and then fail open) rather than hold the request: one attempt, 1 s to
-/// connect, 500 ms to answer. Created on first use.
-pub(crate) async fn fail_fast_connection(
-    client: &redis::Client,
-    cell: &OnceCell<ConnectionManager>,
-) -> redis::RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_millis(500))
-        .set_number_of_retries(0);
-    cell.get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), config))
-        .await
-        .cloned()
-}
+pub(crate) use messenger_platform::sessions::fail_fast_connection;
 
 fn seconds(ms: i64) -> u64 {
     u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000)
@@ -214,6 +200,7 @@ impl FrameBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn frame_budget_allows_a_burst_then_the_rate() {

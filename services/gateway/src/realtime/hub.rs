@@ -236,7 +236,7 @@ impl Hub {
     }
 
     fn deliver(&self, channel: &str, payload: &[u8]) {
-        if channel == crate::sessions::SESSIONS_REVOKED {
+        if channel == messenger_platform::sessions::SESSIONS_REVOKED {
             let session = std::str::from_utf8(payload)
                 .ok()
                 .and_then(|raw| Uuid::parse_str(raw).ok());
@@ -306,7 +306,7 @@ impl Hub {
                     .map(|key| format!("rt:room:{key}"))
                     .collect();
                 channels.push(GROUP_CHANGES.to_owned());
-                channels.push(crate::sessions::SESSIONS_REVOKED.to_owned());
+                channels.push(messenger_platform::sessions::SESSIONS_REVOKED.to_owned());
                 sink.subscribe(channels).await?;
                 *self
                     .inner

@@ -11,9 +11,8 @@ mod socket;
 pub mod store;
 mod translate;
 
-use crate::sessions::DenyList;
 use crate::settings::WebSocketSettings;
-use messenger_platform::auth::KeyRing;
+use messenger_platform::identity::UserTokens;
 use messenger_platform::{CancellationToken, Config};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -26,9 +25,9 @@ pub use socket::{Incoming, Outgoing, serve};
 /// What the realtime side is built from besides its settings.
 pub struct Wiring {
     pub redis: redis::Client,
-    /// Verifies the tokens sockets present (keys rotate underneath).
-    pub tokens: Arc<KeyRing>,
-    pub deny_list: Arc<DenyList>,
+    /// Verifies the tokens sockets present (keys rotate underneath), with
+    /// the deny-list of ended sessions.
+    pub tokens: Arc<UserTokens>,
     pub access: Arc<dyn ReadAccess>,
     pub settings: WebSocketSettings,
     /// Frames one socket may send per second, when rate limiting is on.
@@ -39,8 +38,7 @@ pub struct Realtime {
     hub: hub::Hub,
     store: Arc<store::Store>,
     settings: WebSocketSettings,
-    tokens: Arc<KeyRing>,
-    deny_list: Arc<DenyList>,
+    tokens: Arc<UserTokens>,
     access: Arc<dyn ReadAccess>,
     /// Frames one socket may send per second, when rate limiting is on.
     frames_per_second: Option<u32>,
@@ -67,7 +65,6 @@ impl Realtime {
             store: store.clone(),
             settings: wiring.settings,
             tokens: wiring.tokens,
-            deny_list: wiring.deny_list,
             access: wiring.access,
             frames_per_second: wiring.frames_per_second,
             next_socket: AtomicU64::new(1),

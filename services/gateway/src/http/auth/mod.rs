@@ -10,7 +10,7 @@ use crate::http::extract::Json;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use messenger_platform::auth::Principal;
+use messenger_platform::auth::PublicKey;
 use messenger_proto::users::v1 as pb;
 use time::OffsetDateTime;
 use tonic_types::StatusExt;
@@ -45,7 +45,7 @@ pub async fn register(
     Ok((
         StatusCode::CREATED,
         NO_STORE,
-        Json(auth_response(&state, signed_in)?),
+        Json(auth_response(signed_in)?),
     ))
 }
 
@@ -84,7 +84,7 @@ pub async fn login(
         user_agent: user_agent(&headers),
     };
     let signed_in = call("users.SignIn", state.users().sign_in(sign_in)).await?;
-    Ok((NO_STORE, Json(auth_response(&state, signed_in)?)))
+    Ok((NO_STORE, Json(auth_response(signed_in)?)))
 }
 
 /// Exchange a refresh token for new tokens. The presented refresh token is
@@ -109,7 +109,7 @@ pub async fn refresh(
             return Err(status.into());
         }
     };
-    Ok((NO_STORE, Json(tokens(&state, session)?)))
+    Ok((NO_STORE, Json(tokens(session)?)))
 }
 
 /// End the session the refresh token belongs to. Idempotent.
@@ -168,6 +168,42 @@ async fn end_reused_session(state: &AppState, status: &tonic::Status) {
     }
 }
 
+/// The public keys access tokens are signed with, as a JSON Web Key Set
+/// (RFC 7517; Ed25519 keys, `alg` EdDSA), for services of other teams that
+/// verify our tokens. The active key is listed first; a new key appears
+/// here before it signs, and a retired one stays until its tokens expired.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses(
+        (status = 200, description = "The key set", body = Object,
+            example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": "2026-12", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})),
+        (status = 503, description = "The users service cannot be reached", body = ErrorBody),
+    ))]
+pub async fn jwks(
+    State(state): State<AppState>,
+) -> ApiResult<(
+    [(header::HeaderName, &'static str); 1],
+    axum::Json<serde_json::Value>,
+)> {
+    let request = pb::GetSigningKeysRequest {};
+    let published = call(
+        "users.GetSigningKeys",
+        state.users().get_signing_keys(request),
+    )
+    .await?;
+    let keys: Vec<PublicKey> = published
+        .keys
+        .into_iter()
+        .map(|key| PublicKey {
+            kid: key.kid,
+            x: key.x,
+        })
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        axum::Json(messenger_platform::auth::jwks(&keys)),
+    ))
+}
+
 fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)
@@ -176,7 +212,7 @@ fn user_agent(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn auth_response(state: &AppState, signed_in: pb::SignedIn) -> ApiResult<AuthResponse> {
+fn auth_response(signed_in: pb::SignedIn) -> ApiResult<AuthResponse> {
     let (Some(user), Some(session)) = (signed_in.user, signed_in.session) else {
         tracing::error!("users service answered a sign-in without user or session");
         return Err(ApiError::new(
@@ -186,32 +222,28 @@ fn auth_response(state: &AppState, signed_in: pb::SignedIn) -> ApiResult<AuthRes
         ));
     };
     Ok(AuthResponse {
-        tokens: tokens(state, session)?,
+        tokens: tokens(session)?,
         user: Me::from(user),
     })
 }
 
-fn tokens(state: &AppState, session: pb::Session) -> ApiResult<Tokens> {
-    let internal = || {
-        ApiError::new(
+/// The session's tokens as the users service issued them: the gateway
+/// holds no signing key.
+fn tokens(session: pb::Session) -> ApiResult<Tokens> {
+    let Some(expires_at) = session
+        .access_expires_at
+        .filter(|_| !session.access_token.is_empty())
+    else {
+        tracing::error!("users service answered a session without an access token");
+        return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,
             "internal error",
-        )
+        ));
     };
-    let principal = Principal {
-        user_id: Uuid::parse_str(&session.user_id).map_err(|_| internal())?,
-        session_id: Uuid::parse_str(&session.session_id).map_err(|_| internal())?,
-    };
-    let access = state.tokens().issue(principal).map_err(|err| {
-        tracing::error!(error = %err, "cannot sign access token");
-        internal()
-    })?;
     Ok(Tokens {
-        expires_in: (access.expires_at - OffsetDateTime::now_utc())
-            .whole_seconds()
-            .max(0),
-        access_token: access.token,
+        expires_in: (expires_at.seconds - OffsetDateTime::now_utc().unix_timestamp()).max(0),
+        access_token: session.access_token,
         token_type: "Bearer",
         refresh_token: session.refresh_token,
         refresh_expires_at: timestamp(session.refresh_expires_at),

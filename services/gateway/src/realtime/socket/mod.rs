@@ -11,6 +11,7 @@ use crate::realtime::store::{OverCap, SocketLease};
 use axum::extract::ws::{CloseFrame, Message};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use messenger_platform::auth::TokenError;
+use messenger_platform::identity::Rejected;
 
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
@@ -96,6 +97,8 @@ struct Connection<W> {
     user: Uuid,
     /// The session of the token the socket last authenticated with.
     session: Uuid,
+    /// That token, forwarded on the calls made for this socket.
+    token: String,
     /// The client's address, as the rate limiter resolves it.
     address: String,
     /// Admitted under the socket caps: only then did it come online.
@@ -131,9 +134,9 @@ pub async fn serve<W: Outgoing, R: Incoming>(
         let closing = Closing(close::UNAUTHENTICATED, "send an access token");
         return say_goodbye(&mut sink, &mut stream, closing).await;
     };
-    let (principal, expires_at) = match realtime.tokens.current().verify_until(&token) {
+    let (principal, expires_at) = match realtime.tokens.verify(&token).await {
         Ok(verified) => verified,
-        Err(TokenError::Expired) => {
+        Err(Rejected::Token(TokenError::Expired)) => {
             let closing = Closing(close::TOKEN_EXPIRED, "the access token has expired");
             return say_goodbye(&mut sink, &mut stream, closing).await;
         }
@@ -153,7 +156,12 @@ pub async fn serve<W: Outgoing, R: Incoming>(
     realtime
         .hub
         .add_socket(id, principal.session_id, tx, overflow.clone());
-    if realtime.deny_list.is_revoked(principal.session_id).await {
+    if realtime
+        .tokens
+        .deny_list()
+        .is_revoked(principal.session_id)
+        .await
+    {
         realtime.hub.remove_socket(id).await;
         let closing = Closing(
             close::SESSION_REVOKED,
@@ -165,6 +173,7 @@ pub async fn serve<W: Outgoing, R: Incoming>(
         id,
         user: principal.user_id,
         session: principal.session_id,
+        token,
         address,
         admitted: false,
         expires_at,

@@ -7,13 +7,28 @@ use crate::realtime::frames::{self, ClientFrame, close};
 use crate::realtime::hub::Signal;
 use crate::realtime::rooms::Room;
 use crate::realtime::store::Logged;
+use messenger_platform::auth::Principal;
+use messenger_platform::identity::{self, UserCall};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use uuid::Uuid;
 
 impl<W: Outgoing> Connection<W> {
+    /// The socket's user with its latest token, for calls made for it.
+    fn as_user(&self) -> Arc<UserCall> {
+        Arc::new(UserCall {
+            principal: Principal {
+                user_id: self.user,
+                session_id: self.session,
+            },
+            token: self.token.clone(),
+        })
+    }
+
     /// (group, channel, is direct) for every conversation the user may read.
     pub(super) async fn readable(&self) -> Vec<(Uuid, Uuid, bool)> {
-        match self.realtime.access.readable(self.user).await {
+        let asked = self.realtime.access.readable(self.user);
+        match identity::scope(self.as_user(), asked).await {
             Ok(readable) => readable
                 .iter()
                 .map(|c| (c.group, c.channel, c.direct))
@@ -65,12 +80,8 @@ impl<W: Outgoing> Connection<W> {
         &self,
         conversation: Uuid,
     ) -> Result<Option<(Uuid, Option<Uuid>)>, Closing> {
-        match self
-            .realtime
-            .access
-            .authorize_read(self.user, conversation)
-            .await
-        {
+        let asked = self.realtime.access.authorize_read(self.user, conversation);
+        match identity::scope(self.as_user(), asked).await {
             Ok(grant) => Ok(grant),
             Err(status) => {
                 tracing::warn!(%status, "authorization unavailable");
@@ -89,51 +100,49 @@ impl<W: Outgoing> Connection<W> {
             Err(reason) => return self.send(&frames::error("invalid_frame", &reason)).await,
         };
         match frame {
-            ClientFrame::Auth { token } => {
-                match self.realtime.tokens.current().verify_until(&token) {
-                    Ok((principal, _))
-                        if principal.user_id == self.user
-                            && self
-                                .realtime
-                                .deny_list
-                                .is_revoked(principal.session_id)
-                                .await =>
-                    {
-                        self.send(&frames::error(
-                            "session_revoked",
-                            "the token's session has ended; sign in again",
-                        ))
-                        .await
-                    }
-                    Ok((principal, expires_at)) if principal.user_id == self.user => {
-                        if principal.session_id != self.session {
-                            self.realtime.hub.move_session(
-                                self.id,
-                                self.session,
-                                principal.session_id,
-                            );
-                            self.session = principal.session_id;
-                        }
-                        self.expires_at = expires_at;
-                        self.send(&frames::control(
-                            "auth_ok",
-                            json!({"expires_at": expires_at}),
-                        ))
-                        .await
-                    }
-                    Ok(_) => {
-                        self.send(&frames::error(
-                            "invalid_token",
-                            "the token is another user's",
-                        ))
-                        .await
-                    }
-                    Err(err) => {
-                        self.send(&frames::error("invalid_token", &err.to_string()))
-                            .await
-                    }
+            ClientFrame::Auth { token } => match self.realtime.tokens.verify(&token).await {
+                Ok((principal, _))
+                    if principal.user_id == self.user
+                        && self
+                            .realtime
+                            .tokens
+                            .deny_list()
+                            .is_revoked(principal.session_id)
+                            .await =>
+                {
+                    self.send(&frames::error(
+                        "session_revoked",
+                        "the token's session has ended; sign in again",
+                    ))
+                    .await
                 }
-            }
+                Ok((principal, expires_at)) if principal.user_id == self.user => {
+                    if principal.session_id != self.session {
+                        self.realtime
+                            .hub
+                            .move_session(self.id, self.session, principal.session_id);
+                        self.session = principal.session_id;
+                    }
+                    self.expires_at = expires_at;
+                    self.token = token;
+                    self.send(&frames::control(
+                        "auth_ok",
+                        json!({"expires_at": expires_at}),
+                    ))
+                    .await
+                }
+                Ok(_) => {
+                    self.send(&frames::error(
+                        "invalid_token",
+                        "the token is another user's",
+                    ))
+                    .await
+                }
+                Err(err) => {
+                    self.send(&frames::error("invalid_token", &err.to_string()))
+                        .await
+                }
+            },
             ClientFrame::JoinRoom { room_id } => self.join(room_id).await,
             ClientFrame::LeaveRoom { room_id } => {
                 let leaving: Vec<Room> = self
@@ -369,7 +378,13 @@ impl<W: Outgoing> Connection<W> {
             Signal::CatchUp => {
                 // Revocations announced while the subscriber was away were
                 // not heard: the deny-list still has them.
-                if self.realtime.deny_list.is_revoked(self.session).await {
+                if self
+                    .realtime
+                    .tokens
+                    .deny_list()
+                    .is_revoked(self.session)
+                    .await
+                {
                     return Err(Closing(
                         close::SESSION_REVOKED,
                         "the session has ended; sign in again",

@@ -9,12 +9,13 @@ use crate::realtime::frames::{close, sequenced_parts};
 use crate::realtime::rooms::Room;
 use crate::realtime::store::Outgoing as Publish;
 use crate::realtime::{Grant, ReadAccess, Readable, Realtime, Wiring};
-use crate::sessions::DenyList;
 use axum::extract::ws::Message;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 use futures::future::BoxFuture;
 use futures::{Sink, StreamExt};
-use messenger_platform::auth::{KeyRing, Principal, TokenKeys};
+use messenger_platform::auth::{KeyRing, Principal, TokenSigner};
+use messenger_platform::identity::UserTokens;
+use messenger_platform::sessions::DenyList;
 use messenger_platform::{CancellationToken, Config};
 use serde_json::{Value, json};
 use std::pin::Pin;
@@ -65,7 +66,7 @@ impl ReadAccess for Directory {
 /// A gateway replica's realtime side, with nothing but Redis under it.
 struct Fixture {
     realtime: Arc<Realtime>,
-    keys: Arc<KeyRing>,
+    keys: Arc<KeyRing<TokenSigner>>,
     deny_list: Arc<DenyList>,
     redis: redis::Client,
     namespace: String,
@@ -89,7 +90,7 @@ impl Fixture {
             .map(|(name, value)| (name.to_owned(), value.to_owned()));
         let config = Config::load(None, vars).expect("test settings are valid");
         let keys = Arc::new(KeyRing::new(
-            TokenKeys::from_config(&config.auth).expect("test key"),
+            TokenSigner::from_config(&config.auth).expect("test key"),
         ));
         let redis = redis::Client::open(config.redis.url()).expect("redis url");
         let deny_list = Arc::new(DenyList::new(redis.clone(), 60, &namespace));
@@ -105,8 +106,7 @@ impl Fixture {
         let shutdown = CancellationToken::new();
         let wiring = Wiring {
             redis: redis.clone(),
-            tokens: Arc::clone(&keys),
-            deny_list: Arc::clone(&deny_list),
+            tokens: UserTokens::signed_here(Arc::clone(&keys), Arc::clone(&deny_list)),
             access: Arc::new(directory),
             settings: config.section().expect("websocket settings"),
             frames_per_second: None,

@@ -1,10 +1,12 @@
 //! The session deny-list. Access tokens are stateless and live for
 //! `JWT_ACCESS_TTL_SECONDS`; when a session ends early (logout, or a reused
 //! refresh token that revoked it) its id is kept in Redis for that long, so
-//! every gateway replica refuses the session's access tokens at once, and
-//! announced on [`SESSIONS_REVOKED`], so replicas close its sockets (4003).
+//! every gateway replica and every service refuses the session's access
+//! tokens at once, and announced on [`SESSIONS_REVOKED`], so gateway
+//! replicas close its sockets (4003).
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -52,7 +54,7 @@ impl DenyList {
 
     /// Records a revocation without announcing it, as when the announcement
     /// is missed by a replica whose subscriber is reconnecting.
-    #[cfg(test)]
+    #[doc(hidden)]
     pub async fn revoke_unannounced(&self, session: Uuid) -> redis::RedisResult<()> {
         let mut connection = self.connection().await?;
         redis::cmd("SET")
@@ -84,6 +86,22 @@ impl DenyList {
     }
 
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        crate::ratelimit::fail_fast_connection(&self.client, &self.connection).await
+        fail_fast_connection(&self.client, &self.connection).await
     }
+}
+
+/// The shared connection of a per-request Redis check that must fail fast
+/// (and then fail open) rather than hold the request: one attempt, 1 s to
+/// connect, 500 ms to answer. Created on first use.
+pub async fn fail_fast_connection(
+    client: &redis::Client,
+    cell: &OnceCell<ConnectionManager>,
+) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(1))
+        .set_response_timeout(Duration::from_millis(500))
+        .set_number_of_retries(0);
+    cell.get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), config))
+        .await
+        .cloned()
 }

@@ -118,12 +118,14 @@ enum Source {
     /// The users service verifies with the keys it signs with.
     Signer(Arc<KeyRing<TokenSigner>>),
     /// Everyone else asks the users service for the public keys.
-    Users {
-        client: UsersClient,
-        keys: KeyRing<TokenVerifier>,
-        issuer: String,
-        last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    },
+    Users(Box<RemoteKeys>),
+}
+
+struct RemoteKeys {
+    client: UsersClient,
+    keys: KeyRing<TokenVerifier>,
+    issuer: String,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// Verifies user tokens: signature, expiry, issuer, and the deny-list of
@@ -152,12 +154,12 @@ impl UserTokens {
     /// keys fresh for as long as the verifier lives).
     pub fn from_users(channel: Channel, issuer: &str, deny_list: Arc<DenyList>) -> Arc<Self> {
         let tokens = Arc::new(UserTokens {
-            source: Source::Users {
+            source: Source::Users(Box::new(RemoteKeys {
                 client: UsersClient::new(channel),
                 keys: KeyRing::new(TokenVerifier::empty(issuer)),
                 issuer: issuer.to_owned(),
                 last_fetch: tokio::sync::Mutex::new(None),
-            },
+            })),
             deny_list,
         });
         let weak = Arc::downgrade(&tokens);
@@ -176,7 +178,7 @@ impl UserTokens {
     pub fn known_keys(&self) -> Arc<TokenVerifier> {
         match &self.source {
             Source::Signer(signer) => signer.current().verifier(),
-            Source::Users { keys, .. } => keys.current(),
+            Source::Users(remote) => remote.keys.current(),
         }
     }
 
@@ -188,7 +190,7 @@ impl UserTokens {
     /// the token names a key not known yet. Returns when the token expires.
     pub async fn verify(&self, token: &str) -> Result<(Principal, i64), Rejected> {
         match self.known_keys().verify_until(token) {
-            Err(TokenError::UnknownKey) if matches!(self.source, Source::Users { .. }) => {
+            Err(TokenError::UnknownKey) if matches!(self.source, Source::Users(_)) => {
                 let kid =
                     crate::auth::token_kid(token).ok_or(Rejected::Token(TokenError::UnknownKey))?;
                 if !self.fetch_keys(false).await && !self.known_keys().knows(&kid) {
@@ -226,15 +228,15 @@ impl UserTokens {
     /// not be asked. Unforced fetches are spaced out, so a flood of tokens
     /// naming made-up keys costs the users service one call a second.
     async fn fetch_keys(&self, forced: bool) -> bool {
-        let Source::Users {
+        let Source::Users(remote) = &self.source else {
+            return true;
+        };
+        let RemoteKeys {
             client,
             keys,
             issuer,
             last_fetch,
-        } = &self.source
-        else {
-            return true;
-        };
+        } = remote.as_ref();
         let mut last = last_fetch.lock().await;
         if !forced && last.is_some_and(|at| at.elapsed() < REFETCH_AT_MOST_EVERY) {
             return true;

@@ -2,8 +2,8 @@
 //! certificate, nothing else (docs/security.md): logged in with the media
 //! service's shipped policy (deploy/vault/policies/messenger-media.hcl) and
 //! the PKI policy deploy/vault/fleet-pki.sh installed, it cannot read the
-//! gateway's secret, which holds the JWT signing keys, nor issue another
-//! service's certificate. Against the shared OpenBao (./dev infra).
+//! users service's secret, which holds the token signing keys, nor issue
+//! another service's certificate. Against the shared OpenBao (./dev infra).
 
 mod vault_support;
 
@@ -32,7 +32,7 @@ async fn the_media_identity_reads_its_own_secret_and_certificate_only() {
     .await;
     write_secret(
         &addr,
-        &format!("{prefix}/gateway"),
+        &format!("{prefix}/users"),
         json!({ "jwt_keys": "k:0123456789abcdef0123456789abcdef", "jwt_active_kid": "k" }),
     )
     .await;
@@ -52,9 +52,9 @@ async fn the_media_identity_reads_its_own_secret_and_certificate_only() {
         Some("media-only")
     );
 
-    let mut gateway = config.vault.clone();
-    gateway.secret_path = format!("{prefix}/gateway");
-    let other = Session::login(&gateway).await.expect("login");
+    let mut users = config.vault.clone();
+    users.secret_path = format!("{prefix}/users");
+    let other = Session::login(&users).await.expect("login");
     let refused = other.read_secrets().await;
     assert!(
         matches!(&refused, Err(VaultError::Read { reason, .. }) if reason.contains("403") || reason.contains("permission denied")),

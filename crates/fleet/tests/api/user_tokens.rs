@@ -94,6 +94,16 @@ async fn every_user_scoped_method_refuses_missing_forged_expired_and_revoked_tok
         ("revoked", Some(&revoked), "session has ended"),
     ];
     let mut transports: HashMap<Caller, Transport> = HashMap::new();
+    for caller in Caller::ALL {
+        let issued = issue(&app.config, &app.config.grpc.mtls.pki_mount, caller, 300).await;
+        let transport = Transport::client(
+            &app.config.grpc.mtls.domain,
+            &issued.ca_chain_pem,
+            Some(&issued),
+        )
+        .expect("transport");
+        transports.insert(caller, transport);
+    }
     let mut checked = 0;
     for (target, url, service) in services(&app.config) {
         for path in methods_of(service)
@@ -101,16 +111,6 @@ async fn every_user_scoped_method_refuses_missing_forged_expired_and_revoked_tok
             .filter(|path| is_user_scoped(path))
         {
             let caller = admitted_caller(&path);
-            if !transports.contains_key(&caller) {
-                let issued = issue(&app.config, &app.config.grpc.mtls.pki_mount, caller, 300).await;
-                let transport = Transport::client(
-                    &app.config.grpc.mtls.domain,
-                    &issued.ca_chain_pem,
-                    Some(&issued),
-                )
-                .expect("transport");
-                transports.insert(caller, transport);
-            }
             let transport = &transports[&caller];
             let channel =
                 || lazy_channel(transport, target, &url, Duration::from_secs(5)).expect("channel");

@@ -68,6 +68,11 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(10_000_000);
     let mut env = TestEnv::new().await?;
     env.config.features.kafka_enabled = false;
+    // The seeded users have no sessions, so no access tokens: the services
+    // trust actor_id here (a debug-only setting; what is measured is the
+    // history query, not the token check).
+    env.config.features.debug_enabled = true;
+    env.config.grpc.user_tokens = false;
     let fleet = InProcessFleet::start(&env.config).await?;
     let (mut groups, mut messages) = connect(&fleet.config).await?;
     let history = create_channel(&mut groups, total).await?;

@@ -48,6 +48,11 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(2000);
     let mut env = TestEnv::new().await?;
     env.config.features.kafka_enabled = false;
+    // The synthetic members have no sessions, hence no access tokens: this
+    // bench measures the Authorize path and the cost of mTLS with the
+    // user-token check off (a debug-only setting).
+    env.config.features.debug_enabled = true;
+    env.config.grpc.user_tokens = false;
     anyhow::ensure!(
         env.config.grpc.mtls.enabled,
         "needs OpenBao with the fleet's CA (./dev infra; VAULT_ADDR and VAULT_TOKEN set)"

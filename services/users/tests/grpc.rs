@@ -44,6 +44,11 @@ async fn gateway_channel(
 
 async fn start_with(adjust: impl FnOnce(&mut messenger_platform::Config)) -> Service {
     let mut env = TestEnv::new().await.expect("env");
+    // These tests are about the users service's own rules, called the way
+    // no caller in the fleet can (without a user's token): the token check
+    // at the door is tested across the fleet (tests/api/user_tokens.rs).
+    env.config.features.debug_enabled = true;
+    env.config.grpc.user_tokens = false;
     adjust(&mut env.config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

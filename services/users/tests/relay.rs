@@ -99,6 +99,10 @@ impl Replica {
 #[tokio::test]
 async fn replicas_share_one_relay_and_fail_over_in_order() {
     let mut env = TestEnv::new().await.expect("env");
+    // The probe below reads users without a user's token (the check at the
+    // door is tested across the fleet, tests/api/user_tokens.rs).
+    env.config.features.debug_enabled = true;
+    env.config.grpc.user_tokens = false;
     let consumer = env
         .consume(UserEvent::TOPIC.name())
         .await

@@ -14,8 +14,31 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-/// Authorize as the messages service calls it.
-async fn groups_client(app: &TestApp) -> GroupsServiceClient<Channel> {
+/// Adds a user's access token to every call, as a service does for the
+/// user whose call it serves.
+#[derive(Clone)]
+struct ForUser(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for ForUser {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+type Groups =
+    GroupsServiceClient<tonic::service::interceptor::InterceptedService<Channel, ForUser>>;
+
+/// Authorize as the messages service calls it, inside a call it serves for
+/// some signed-in user (questions about others carry the asker's token).
+async fn groups_client(app: &TestApp) -> Groups {
+    let asker = user(app, "asker").await;
+    let bearer = format!("Bearer {}", asker.token).parse().expect("metadata");
     let transport = messenger_testkit::transport_as(&app.config, Caller::Messages)
         .await
         .expect("a certificate for the messages service");
@@ -26,11 +49,11 @@ async fn groups_client(app: &TestApp) -> GroupsServiceClient<Channel> {
         Duration::from_secs(5),
     )
     .expect("groups URL");
-    GroupsServiceClient::new(channel)
+    GroupsServiceClient::with_interceptor(channel, ForUser(bearer))
 }
 
 async fn authorize(
-    client: &mut GroupsServiceClient<Channel>,
+    client: &mut Groups,
     user: &str,
     conversation: &str,
     action: pb::Action,

@@ -1,5 +1,4 @@
 use crate::helpers::{TestApp, error_code, token};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use messenger_testkit::TEST_JWT_KEYS;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -189,20 +188,25 @@ async fn search_matches_prefixes_and_typos_and_pages_without_gaps() {
     app.cleanup().await;
 }
 
+/// A token signed (Ed25519) with the key `kid:secret` derives, expiring
+/// `exp_offset` seconds from now.
 fn forge(secret: &str, kid: &str, exp_offset: i64) -> String {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({
-        "sub": uuid::Uuid::new_v4(), "sid": uuid::Uuid::new_v4(),
-        "iss": "messenger", "iat": now, "exp": now + exp_offset,
-    });
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode")
+    let auth = messenger_platform::config::AuthConfig {
+        jwt_keys: messenger_platform::config::Secret::new(format!("{kid}:{secret}")),
+        jwt_active_kid: kid.to_owned(),
+        jwt_issuer: "messenger".to_owned(),
+        access_ttl_seconds: 900,
+        refresh_ttl_seconds: 3600,
+    };
+    let principal = messenger_platform::auth::Principal {
+        user_id: uuid::Uuid::new_v4(),
+        session_id: uuid::Uuid::new_v4(),
+    };
+    messenger_platform::auth::TokenSigner::from_config(&auth)
+        .expect("keys")
+        .issue_for(principal, time::Duration::seconds(exp_offset))
+        .expect("sign")
+        .token
 }
 
 #[tokio::test]

@@ -56,20 +56,32 @@ impl Guard {
         forwarded.client(peer.ip(), hops).to_string()
     }
 
-    fn subject(&self, request: &Request, class: Class) -> String {
-        if class != Class::Auth {
-            let bearer = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "));
-            // Only a valid token names a user: anything else counts against
-            // the address, so forged tokens cannot mint fresh buckets.
-            let keys = self.tokens.known_keys();
-            if let Some(principal) = bearer.and_then(|token| keys.verify(token).ok()) {
-                return format!("user:{}", principal.user_id);
-            }
+    /// The request's bearer token (not for sign-in routes) and its client
+    /// address, read before anything is awaited.
+    fn identities(&self, request: &Request, class: Class) -> (Option<String>, String) {
+        let bearer = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .filter(|_| class != Class::Auth)
+            .map(str::to_owned);
+        (bearer, self.address_subject(request))
+    }
+
+    /// The bucket: the user of a valid token, else the client address.
+    async fn subject(&self, bearer: Option<String>, address: String) -> String {
+        // Only a valid token names a user: anything else counts against
+        // the address, so forged tokens cannot mint fresh buckets.
+        if let Some(token) = bearer
+            && let Ok((principal, _)) = self.tokens.verify(&token).await
+        {
+            return format!("user:{}", principal.user_id);
         }
+        address
+    }
+
+    fn address_subject(&self, request: &Request) -> String {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -86,7 +98,8 @@ pub async fn limit(State(guard): State<Guard>, request: Request, next: Next) -> 
     let Some(class) = classify(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let subject = guard.subject(&request, class);
+    let (bearer, address) = guard.identities(&request, class);
+    let subject = guard.subject(bearer, address).await;
     match limiter.check(class, &subject).await {
         Some(decision) if !decision.allowed => refusal(decision).into_response(),
         Some(decision) => {

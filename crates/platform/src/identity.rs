@@ -139,6 +139,7 @@ pub struct UserTokens {
 /// within this), and how soon it may ask again for an unknown key.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl UserTokens {
     /// For the users service, whose signer rotates from Vault.
@@ -162,12 +163,15 @@ impl UserTokens {
             })),
             deny_list,
         });
+        // Fetched at once, so the first requests do not wait for (or fail
+        // on) the users service; retried every second until it answers.
         let weak = Arc::downgrade(&tokens);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(REFRESH_EVERY).await;
                 let Some(tokens) = weak.upgrade() else { break };
-                tokens.fetch_keys(true).await;
+                let fetched = tokens.fetch_keys(true).await;
+                drop(tokens);
+                tokio::time::sleep(if fetched { REFRESH_EVERY } else { RETRY_AFTER }).await;
             }
         });
         tokens

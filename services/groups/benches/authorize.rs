@@ -18,12 +18,16 @@
 //! Finally N concurrent callers measure warm throughput.
 //!
 //! The service runs as shipped, over mutual TLS (client certificates from
-//! OpenBao's PKI engine, the callers' gate on every call). A second
-//! instance on the same database serves plaintext with no gate: the warm
-//! and concurrent phases run against both, interleaved, as the same-run
-//! baseline of what mTLS costs.
+//! OpenBao's PKI engine, the callers' gate on every call) and verifying the
+//! user's access token each call forwards (Ed25519 signature, expiry, the
+//! Redis deny-list; public keys fetched from a users service the bench
+//! starts). A second instance on the same database serves plaintext with no
+//! gate and no token check (`grpc.user_tokens` off, a debug-only setting):
+//! the warm and concurrent phases run against both, interleaved, as the
+//! same-run baseline of what mTLS and token verification cost together.
 
 use messenger_platform::CancellationToken;
+use messenger_platform::auth::{Principal, TokenSigner};
 use messenger_platform::callers::Caller;
 use messenger_platform::grpc::lazy_channel;
 use messenger_proto::groups::v1 as pb;
@@ -31,6 +35,9 @@ use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_testkit::TestEnv;
 use redis::AsyncCommands;
 use std::time::{Duration, Instant};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
@@ -38,7 +45,7 @@ const WARM_SAMPLES: usize = 5000;
 const CONCURRENCY: usize = 16;
 const THROUGHPUT_CALLS: usize = 20_000;
 
-type Client = GroupsServiceClient<Channel>;
+type Client = GroupsServiceClient<InterceptedService<Channel, Forward>>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -48,23 +55,31 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(2000);
     let mut env = TestEnv::new().await?;
     env.config.features.kafka_enabled = false;
-    // The synthetic members have no sessions, hence no access tokens: this
-    // bench measures the Authorize path and the cost of mTLS with the
-    // user-token check off (a debug-only setting).
-    env.config.features.debug_enabled = true;
-    env.config.grpc.user_tokens = false;
     anyhow::ensure!(
         env.config.grpc.mtls.enabled,
         "needs OpenBao with the fleet's CA (./dev infra; VAULT_ADDR and VAULT_TOKEN set)"
     );
     let shutdown = CancellationToken::new();
-    let (mut client, service) = start(&env.config, &shutdown).await?;
+    let users = start_users(&mut env.config, &shutdown).await?;
+    // Authorize is asked inside a signed-in user's call, with that user's
+    // token: the messages service asking about a sender or a mention.
+    let asker = TokenSigner::from_config(&env.config.auth)?
+        .issue(Principal {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        })?
+        .token;
+    let (mut client, service) = start(&env.config, Some(&asker), &shutdown).await?;
     let mut plaintext_config = env.config.clone();
     plaintext_config.grpc.mtls.enabled = false;
-    let (mut plaintext, plaintext_service) = start(&plaintext_config, &shutdown).await?;
+    plaintext_config.grpc.user_tokens = false;
+    plaintext_config.features.debug_enabled = true;
+    let (mut plaintext, plaintext_service) = start(&plaintext_config, None, &shutdown).await?;
     let redis = redis::Client::open(env.config.redis.url())?;
     let mut redis = redis.get_multiplexed_async_connection().await?;
-    let group = Group::populate(&mut client, members).await?;
+    // Members join through the baseline instance: the synthetic users have
+    // no sessions of their own.
+    let group = Group::populate(&mut plaintext, members).await?;
 
     println!("| measurement ({members} members) | n | p50 | p90 | p99 | max |");
     println!("|---|---|---|---|---|---|");
@@ -79,22 +94,64 @@ async fn main() -> anyhow::Result<()> {
             &format!("plaintext, round {round}"),
         )
         .await?;
-        warm(&mut client, &group, &hot, &format!("mTLS, round {round}")).await?;
+        warm(
+            &mut client,
+            &group,
+            &hot,
+            &format!("mTLS + token, round {round}"),
+        )
+        .await?;
     }
     throughput(&plaintext, &group, &hot, "plaintext").await?;
-    throughput(&client, &group, &hot, "mTLS").await?;
+    throughput(&client, &group, &hot, "mTLS + token").await?;
 
     shutdown.cancel();
     service.await??;
     plaintext_service.await??;
+    users.await??;
     env.cleanup().await?;
     Ok(())
 }
 
+/// The users service the verifiers fetch the signing keys from; points
+/// `config` at it.
+async fn start_users(
+    config: &mut messenger_platform::Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    config.grpc.users.url = format!("http://{}", listener.local_addr()?);
+    Ok(tokio::spawn(messenger_users::serve(
+        config.clone(),
+        listener,
+        shutdown.clone(),
+    )))
+}
+
+/// Adds the asking user's token to every call, as a service forwards it.
+#[derive(Clone)]
+struct Forward(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Forward {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(bearer) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// A groups service on a free port and a client calling it as the gateway
-/// does (with the gateway's certificate when the transport is mutual).
+/// does (with the gateway's certificate when the transport is mutual, and
+/// `token` on every call).
 async fn start(
     config: &messenger_platform::Config,
+    token: Option<&str>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(Client, tokio::task::JoinHandle<anyhow::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -106,7 +163,10 @@ async fn start(
     ));
     let transport = messenger_testkit::transport_as(config, Caller::Gateway).await?;
     let channel = lazy_channel(&transport, Caller::Groups, &url, Duration::from_secs(5))?;
-    let mut client = GroupsServiceClient::new(channel);
+    let bearer = token
+        .map(|token| format!("Bearer {token}").parse())
+        .transpose()?;
+    let mut client = GroupsServiceClient::with_interceptor(channel, Forward(bearer));
     while client.info(pb::InfoRequest {}).await.is_err() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

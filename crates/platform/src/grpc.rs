@@ -79,13 +79,15 @@ pub fn user_tokens(
     )))
 }
 
-/// The deny-list of ended sessions every verifier consults.
+/// The deny-list of ended sessions every verifier consults, following the
+/// revocation announcements. Must be called inside a Tokio runtime.
 pub fn deny_list(config: &Config) -> anyhow::Result<Arc<DenyList>> {
     Ok(Arc::new(DenyList::new(
         redis::Client::open(config.redis.url())?,
         config.auth.access_ttl_seconds,
         &config.kafka.topic_prefix,
-    )))
+    ))
+    .follow_revocations())
 }
 
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;

@@ -133,7 +133,25 @@ struct RemoteKeys {
 pub struct UserTokens {
     source: Source,
     deny_list: Arc<DenyList>,
+    /// Tokens whose signature was checked, by their whole text: a user's
+    /// token comes back with every call for its lifetime, and an Ed25519
+    /// check costs more than the rest of a cached `Authorize`.
+    verified: std::sync::Mutex<Verified>,
 }
+
+/// Checked tokens, valid for the key set they were checked against.
+#[derive(Default)]
+struct Verified {
+    /// Held, so its address cannot be reused by a later key set.
+    keys: Option<Arc<TokenVerifier>>,
+    tokens: std::collections::HashMap<String, (Principal, i64)>,
+}
+
+/// Most checked tokens remembered (about 400 bytes each); the memory is
+/// dropped when full.
+const VERIFIED_AT_MOST: usize = 16_384;
+/// Seconds a token is accepted past its `exp` (as the verifier's leeway).
+const EXPIRY_LEEWAY: i64 = 5;
 
 /// How often a verifier re-reads the key set (a retired key stops verifying
 /// within this), and how soon it may ask again for an unknown key.
@@ -147,6 +165,7 @@ impl UserTokens {
         Arc::new(UserTokens {
             source: Source::Signer(signer),
             deny_list,
+            verified: Default::default(),
         })
     }
 
@@ -162,6 +181,7 @@ impl UserTokens {
                 last_fetch: tokio::sync::Mutex::new(None),
             })),
             deny_list,
+            verified: Default::default(),
         });
         // Fetched at once, so the first requests do not wait for (or fail
         // on) the users service; retried every second until it answers.
@@ -193,6 +213,53 @@ impl UserTokens {
     /// Checks signature, issuer and expiry, fetching the key set first when
     /// the token names a key not known yet. Returns when the token expires.
     pub async fn verify(&self, token: &str) -> Result<(Principal, i64), Rejected> {
+        // What was checked holds for the key set it was checked against:
+        // a rotation (or a fetch) starts afresh.
+        let keys = self.known_keys();
+        if let Some(known) = self.already_verified(token, &keys) {
+            return Ok(known);
+        }
+        let verified = self.verify_signature(token).await?;
+        self.remember_verified(token, &keys, verified);
+        Ok(verified)
+    }
+
+    fn checked(&self) -> std::sync::MutexGuard<'_, Verified> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn already_verified(&self, token: &str, keys: &Arc<TokenVerifier>) -> Option<(Principal, i64)> {
+        let checked = self.checked();
+        let current = checked
+            .keys
+            .as_ref()
+            .is_some_and(|held| Arc::ptr_eq(held, keys));
+        let (principal, expires) = *checked.tokens.get(token).filter(|_| current)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (now <= expires + EXPIRY_LEEWAY).then_some((principal, expires))
+    }
+
+    fn remember_verified(
+        &self,
+        token: &str,
+        keys: &Arc<TokenVerifier>,
+        verified: (Principal, i64),
+    ) {
+        let mut checked = self.checked();
+        let current = checked
+            .keys
+            .as_ref()
+            .is_some_and(|held| Arc::ptr_eq(held, keys));
+        if !current || checked.tokens.len() >= VERIFIED_AT_MOST {
+            checked.tokens.clear();
+            checked.keys = Some(Arc::clone(keys));
+        }
+        checked.tokens.insert(token.to_owned(), verified);
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<(Principal, i64), Rejected> {
         match self.known_keys().verify_until(token) {
             Err(TokenError::UnknownKey) if matches!(self.source, Source::Users(_)) => {
                 let kid =

@@ -75,7 +75,12 @@ compose() { "$BIN/docker-compose" --project-directory "$ROOT" "$@"; }
 check "docker-compose.yml" compose -f "$ROOT/docker-compose.yml" config -q
 # The prod overlay refuses to render without its required variables; dummy
 # values stand in for the operator's.
-prod_env=(VAULT_ADDR=https://vault.invalid:8200 VAULT_ROLE_ID=dummy-role VAULT_SECRET_ID=dummy-secret
+prod_env=(VAULT_ADDR=https://vault.invalid:8200
+  USERS_VAULT_ROLE_ID=dummy-role USERS_VAULT_SECRET_ID=dummy-secret
+  GROUPS_VAULT_ROLE_ID=dummy-role GROUPS_VAULT_SECRET_ID=dummy-secret
+  MESSAGES_VAULT_ROLE_ID=dummy-role MESSAGES_VAULT_SECRET_ID=dummy-secret
+  MEDIA_VAULT_ROLE_ID=dummy-role MEDIA_VAULT_SECRET_ID=dummy-secret
+  GATEWAY_VAULT_ROLE_ID=dummy-role GATEWAY_VAULT_SECRET_ID=dummy-secret
   POSTGRES_PASSWORD=dummy REDIS_PASSWORD=dummy MINIO_ROOT_USER=dummy MINIO_ROOT_PASSWORD=dummy-password
   MEDIA_S3_SECRET_ACCESS_KEY=dummy)
 check "docker-compose.yml + docker-compose.prod.yml" \
@@ -242,6 +247,18 @@ for label, services in (("docker-compose.yml", services_dev), ("docker-compose.p
             parsed = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
             if parsed.returncode != 0:
                 problem(label, f"{name}: shell script does not parse: {parsed.stderr.strip()}")
+# Least privilege: each service reads its own Vault secret, with its own
+# login (docs/security.md), in both stacks.
+for label, services in (("docker-compose.yml", services_dev), ("docker-compose.prod.yml", services_prod)):
+    logins = set()
+    for name in ("users", "groups", "messages", "media", "gateway"):
+        env = (services.get(name) or {}).get("environment") or {}
+        if env.get("VAULT_SECRET_PATH") != f"messenger/{name}":
+            problem(label, f"{name} must read only secret/messenger/{name} (VAULT_SECRET_PATH)")
+        login = env.get("VAULT_TOKEN") or env.get("VAULT_ROLE_ID")
+        if not login or login in logins and label == "docker-compose.yml":
+            problem(label, f"{name} must log in to Vault with an identity of its own")
+        logins.add(login)
 for name in ("vault", "vault-init"):
     if name in services_prod:
         problem("docker-compose.prod.yml", f"the dev-mode {name} must not run in production")

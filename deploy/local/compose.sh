@@ -75,8 +75,13 @@ prod_environment() {
   export POSTGRES_PASSWORD=dev-postgres-password REDIS_PASSWORD=dev-redis-password
   export MINIO_ROOT_USER=minio-dev-root MINIO_ROOT_PASSWORD=minio-dev-root-password
   export MEDIA_S3_SECRET_ACCESS_KEY=dev-media-secret-change-me
-  export VAULT_ROLE_ID=${VAULT_ROLE_ID:-not-yet} VAULT_SECRET_ID=${VAULT_SECRET_ID:-not-yet}
+  local svc
+  for svc in USERS GROUPS MESSAGES MEDIA GATEWAY; do
+    export "${svc}_VAULT_ROLE_ID=not-yet" "${svc}_VAULT_SECRET_ID=not-yet"
+  done
 }
+
+SERVICES=(users groups messages media gateway)
 
 approle_login() {
   step "AppRole login for the prod overlay (from the dev-vault profile's Vault)"
@@ -87,12 +92,27 @@ approle_login() {
     [[ $(compose ps -a --format '{{.State}} {{.ExitCode}}' vault-init 2>/dev/null) == "exited 0" ]] && break
     sleep 1
   done
-  local bao=(compose exec -T -e BAO_TOKEN=dev-root-token vault bao)
-  VAULT_ROLE_ID=$("${bao[@]}" read -field=role_id auth/approle/role/messenger/role-id) ||
-    die "no AppRole role id (vault-init: $(compose logs vault-init 2>&1 | tail -n 3))"
-  VAULT_SECRET_ID=$("${bao[@]}" write -f -field=secret_id auth/approle/role/messenger/secret-id)
-  export VAULT_ROLE_ID VAULT_SECRET_ID
-  ok "role id ${VAULT_ROLE_ID:0:8}…, a fresh secret id"
+  local bao=(compose exec -T -e BAO_TOKEN=dev-root-token vault bao) svc role secret
+  for svc in "${SERVICES[@]}"; do
+    role=$("${bao[@]}" read -field=role_id "auth/approle/role/messenger-$svc/role-id") ||
+      die "no AppRole role id for $svc (vault-init: $(compose logs vault-init 2>&1 | tail -n 3))"
+    secret=$("${bao[@]}" write -f -field=secret_id "auth/approle/role/messenger-$svc/secret-id")
+    export "${svc^^}_VAULT_ROLE_ID=$role" "${svc^^}_VAULT_SECRET_ID=$secret"
+  done
+  ok "one AppRole login per service (messenger-users, …), fresh secret ids"
+}
+
+# The Vault login of `svc` for a one-off container: its dev token, or with
+# the prod overlay its AppRole; and its own secret.
+vault_login_of() {
+  local svc=$1
+  if [[ $PROD == 1 ]]; then
+    local role="${svc^^}_VAULT_ROLE_ID" secret="${svc^^}_VAULT_SECRET_ID"
+    printf '%s\n' -e "VAULT_ROLE_ID=${!role}" -e "VAULT_SECRET_ID=${!secret}"
+  else
+    printf '%s\n' -e "VAULT_TOKEN=dev-token-$svc"
+  fi
+  printf '%s\n' -e "VAULT_SECRET_PATH=messenger/$svc"
 }
 
 up() {
@@ -168,13 +188,35 @@ checks() {
   "$VENV/bin/python" "$ROOT/deploy/local/stack_checks.py" --base http://localhost --wscat "$wscat" \
     --replicas "$([[ $PROD == 1 ]] && echo 2 || echo 1)" || die "API checks failed"
   [[ $PROD == 1 ]] && replicas_served
+  [[ $PROD == 1 ]] || vault_least_privilege
   step "migrations in a service container, as the original ./migrate up|down"
-  # shellcheck disable=SC2016 # expanded by the container's shell
-  compose run --rm --no-deps migrate /bin/sh -ec \
-    'for svc in users groups messages media; do messenger-$svc migrate down; done
-     for svc in users groups messages media; do messenger-$svc migrate up; done' |
-    sed '/sqlx::postgres::notice/d; s/^/    /' || die "migrate down/up failed"
-  ok "migrate down, then up, in the migrate container"
+  # Each schema as its own service, with its own Vault login and secret.
+  local direction svc login
+  for direction in down up; do
+    for svc in users groups messages media; do
+      mapfile -t login < <(vault_login_of "$svc")
+      compose run --rm --no-deps "${login[@]}" migrate "messenger-$svc" migrate "$direction" \
+        2>>"$LOGS/compose-migrate.log" |
+        sed '/sqlx::postgres::notice/d; s/^/    /' || die "migrate $direction of $svc failed"
+    done
+  done
+  ok "migrate down, then up, in the migrate container (each schema with its service's login)"
+}
+
+# Each service's Vault token reads its own secret and nothing else: the
+# media token (the service that decodes untrusted images) is refused the
+# users secret, which holds the token signing keys.
+vault_least_privilege() {
+  step "Vault: each service's token reads only its own secret"
+  local as_media=(compose exec -T -e BAO_TOKEN=dev-token-media vault bao kv get -mount=secret)
+  "${as_media[@]}" -field=db_password messenger/media >/dev/null 2>&1 ||
+    die "the media token cannot read secret/messenger/media"
+  if "${as_media[@]}" -field=jwt_keys messenger/users >/dev/null 2>&1; then
+    die "the media token read secret/messenger/users (the signing keys)"
+  fi
+  compose exec -T -e BAO_TOKEN=dev-token-users vault bao kv get -mount=secret -field=jwt_keys \
+    messenger/users >/dev/null 2>&1 || die "the users token cannot read its signing keys"
+  ok "media reads secret/messenger/media and is refused secret/messenger/users; users reads its keys"
 }
 
 # Each gateway replica behind nginx counted requests of its own (read from

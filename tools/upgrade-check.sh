@@ -6,9 +6,9 @@
 #   tools/upgrade-check.sh REF      e.g. tools/upgrade-check.sh v0.1.0
 #
 # 1. builds the fleet binary (`messenger`, every service in one process) at
-#    REF in a git worktree under .local/upgrade-check/ (its own target
-#    directory, or UPGRADE_CHECK_TARGET_DIR: the first build takes as long
-#    as a cold build);
+#    REF in a git worktree under .local/upgrade-check/ with a target
+#    directory of its own (the first build takes as long as a cold build;
+#    sharing this checkout's would mix the two trees' generated code);
 # 2. makes a new database and migrates it with THIS tree's migrations;
 # 3. starts REF's binary on it without migrating (DB_RUN_MIGRATIONS=false),
 #    on ports of its own, against ./dev infra's Postgres, Redis and broker;
@@ -24,7 +24,7 @@ cd "$ROOT"
 REF=${1:?usage: tools/upgrade-check.sh REF (the previous release, e.g. v0.1.0)}
 STATE=$ROOT/.local/upgrade-check
 WORKTREE=$STATE/tree
-TARGET=${UPGRADE_CHECK_TARGET_DIR:-$STATE/target}
+TARGET=$STATE/target
 LOG=$STATE/fleet.log
 PORT=18080
 DB=upgrade_check_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')

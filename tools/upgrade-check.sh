@@ -40,6 +40,7 @@ cleanup() {
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" 2>/dev/null || true
   git -C "$ROOT" worktree remove --force "$WORKTREE" 2>/dev/null || true
   git -C "$ROOT" worktree prune
+  rm -rf "${STATE:?}/media"
 }
 trap cleanup EXIT
 

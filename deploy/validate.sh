@@ -81,6 +81,7 @@ prod_env=(VAULT_ADDR=https://vault.invalid:8200
   MESSAGES_VAULT_ROLE_ID=dummy-role MESSAGES_VAULT_SECRET_ID=dummy-secret
   MEDIA_VAULT_ROLE_ID=dummy-role MEDIA_VAULT_SECRET_ID=dummy-secret
   GATEWAY_VAULT_ROLE_ID=dummy-role GATEWAY_VAULT_SECRET_ID=dummy-secret
+  USERS_DB_PASSWORD=dummy GROUPS_DB_PASSWORD=dummy MESSAGES_DB_PASSWORD=dummy MEDIA_DB_PASSWORD=dummy
   POSTGRES_PASSWORD=dummy REDIS_PASSWORD=dummy MINIO_ROOT_USER=dummy MINIO_ROOT_PASSWORD=dummy-password
   MEDIA_S3_SECRET_ACCESS_KEY=dummy)
 check "docker-compose.yml + docker-compose.prod.yml" \

@@ -73,6 +73,9 @@ compose() {
 prod_environment() {
   export VAULT_ADDR=http://vault:8200
   export POSTGRES_PASSWORD=dev-postgres-password REDIS_PASSWORD=dev-redis-password
+  # The values the dev-vault profile's vault-init puts in the database URLs.
+  export USERS_DB_PASSWORD=dev-users-db-password GROUPS_DB_PASSWORD=dev-groups-db-password
+  export MESSAGES_DB_PASSWORD=dev-messages-db-password MEDIA_DB_PASSWORD=dev-media-db-password
   export MINIO_ROOT_USER=minio-dev-root MINIO_ROOT_PASSWORD=minio-dev-root-password
   export MEDIA_S3_SECRET_ACCESS_KEY=dev-media-secret-change-me
   local svc
@@ -189,6 +192,7 @@ checks() {
     --replicas "$([[ $PROD == 1 ]] && echo 2 || echo 1)" || die "API checks failed"
   [[ $PROD == 1 ]] && replicas_served
   [[ $PROD == 1 ]] || vault_least_privilege
+  database_roles
   step "migrations in a service container, as the original ./migrate up|down"
   # Each schema as its own service, with its own Vault login and secret.
   local direction svc login
@@ -209,7 +213,7 @@ checks() {
 vault_least_privilege() {
   step "Vault: each service's token reads only its own secret"
   local as_media=(compose exec -T -e BAO_TOKEN=dev-token-media vault bao kv get -mount=secret)
-  "${as_media[@]}" -field=db_password messenger/media >/dev/null 2>&1 ||
+  "${as_media[@]}" -field=media_database_url messenger/media >/dev/null 2>&1 ||
     die "the media token cannot read secret/messenger/media"
   if "${as_media[@]}" -field=jwt_keys messenger/users >/dev/null 2>&1; then
     die "the media token read secret/messenger/users (the signing keys)"
@@ -217,6 +221,23 @@ vault_least_privilege() {
   compose exec -T -e BAO_TOKEN=dev-token-users vault bao kv get -mount=secret -field=jwt_keys \
     messenger/users >/dev/null 2>&1 || die "the users token cannot read its signing keys"
   ok "media reads secret/messenger/media and is refused secret/messenger/users; users reads its keys"
+}
+
+# The services are connected as their own Postgres roles, and the media
+# role is refused the users schema (password hashes).
+database_roles() {
+  step "Postgres: each service connects as its own role"
+  local users
+  users=$(compose exec -T postgres psql -U postgres -d messenger -tA -c \
+    "SELECT string_agg(DISTINCT usename, ' ' ORDER BY usename) FROM pg_stat_activity
+     WHERE datname = 'messenger' AND usename LIKE 'messenger\_%'")
+  [[ $users == "messenger_groups messenger_media messenger_messages messenger_users" ]] ||
+    die "the services' connections are not their own roles: '$users'"
+  if compose exec -T -e PGPASSWORD=dev-media-db-password postgres psql -h 127.0.0.1 \
+    -U messenger_media -d messenger -tA -c "SELECT count(*) FROM users.users" >/dev/null 2>&1; then
+    die "the media role read users.users"
+  fi
+  ok "connections as $users; the media role is refused users.users"
 }
 
 # Each gateway replica behind nginx counted requests of its own (read from

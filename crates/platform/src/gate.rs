@@ -66,17 +66,17 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
-        if self.layer.enforce_callers {
-            let caller = request
-                .extensions()
-                .get::<Peer>()
-                .and_then(|peer| peer.caller);
-            if let Err(refusal) = callers::check(&method, caller) {
-                metrics::counter!("grpc_server_refusals_total", "caller" => caller.map_or("none", Caller::name))
-                    .increment(1);
-                tracing::warn!(%refusal, "internal call refused");
-                return refuse(refusal.status());
-            }
+        let caller = request
+            .extensions()
+            .get::<Peer>()
+            .and_then(|peer| peer.caller);
+        if self.layer.enforce_callers
+            && let Err(refusal) = callers::check(&method, caller)
+        {
+            metrics::counter!("grpc_server_refusals_total", "caller" => caller.map_or("none", Caller::name))
+                .increment(1);
+            tracing::warn!(%refusal, "internal call refused");
+            return refuse(refusal.status());
         }
         let Some(users) = &self.layer.users else {
             return Either::Left(self.inner.call(request));
@@ -84,7 +84,9 @@ where
         let token = identity::bearer(request.headers()).map(str::to_owned);
         match callers::scope(&method) {
             Some(Scope::User) => {}
-            Some(Scope::UserOrOwnWork(own)) if token.is_none() && caller_in(&request, own) => {
+            Some(Scope::UserOrOwnWork(own))
+                if token.is_none() && caller.is_some_and(|caller| own.contains(&caller)) =>
+            {
                 return Either::Left(self.inner.call(request));
             }
             Some(Scope::UserOrOwnWork(_)) => {}
@@ -109,15 +111,6 @@ where
             }
         }))
     }
-}
-
-/// Whether the call's certificate names one of `callers`.
-fn caller_in<B>(request: &http::Request<B>, callers: &[Caller]) -> bool {
-    request
-        .extensions()
-        .get::<Peer>()
-        .and_then(|peer| peer.caller)
-        .is_some_and(|caller| callers.contains(&caller))
 }
 
 fn refuse<F, E: Send + 'static>(status: tonic::Status) -> Either<F, BoxFuture<'static, Answer<E>>> {

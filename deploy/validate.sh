@@ -162,7 +162,8 @@ table = table[: table.index("];")]
 overrides = re.findall(r'\(\s*"([A-Z0-9_]+)",\s*"[a-z0-9_.]+"', table)
 if len(overrides) < 40:
     problem("env.rs", f"could not read the OVERRIDES table ({len(overrides)} names found)")
-SECRETS = {"DB_PASSWORD", "REDIS_PASSWORD", "JWT_KEYS", "VAULT_TOKEN", "VAULT_SECRET_ID"}
+SECRETS = {"DB_PASSWORD", "REDIS_PASSWORD", "KAFKA_SASL_PASSWORD", "JWT_KEYS", "VAULT_TOKEN",
+           "VAULT_SECRET_ID"}
 secret_names = {n for n in overrides if n in SECRETS or n.endswith("_DATABASE_URL")}
 required = [n for n in overrides if n not in secret_names]
 notes.append(f"{len(overrides)} variables in OVERRIDES, {len(required)} non-secret")
@@ -269,6 +270,16 @@ if (services_prod.get("gateway", {}).get("deploy") or {}).get("replicas") != 2:
 # --- rendered Kubernetes objects
 topic_schema = json.loads((root / "deploy/schemas/kafkatopic.json").read_text())
 topic_validator = jsonschema.Draft202012Validator(topic_schema)
+user_validator = jsonschema.Draft202012Validator(
+    json.loads((root / "deploy/schemas/kafkauser.json").read_text()))
+# deploy/kafka/acls.tsv: principal -> {(resource, pattern, name, operations)}
+ACLS = {}
+for line in (root / "deploy/kafka/acls.tsv").read_text().splitlines():
+    if line.strip() and not line.startswith("#"):
+        principal, resource, pattern, acl_name, operations = line.split()
+        ACLS.setdefault(principal, set()).add(
+            (resource, pattern, acl_name, frozenset(operations.split(","))))
+KAFKA_SERVICES = {"users", "groups", "messages", "media", "gateway"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
 EVENT_TOPICS = {"users.events.v1", "groups.events.v1", "messages.events.v1", "media.events.v1"}
 
@@ -304,7 +315,7 @@ for render in renders:
     if not path.exists():
         continue  # its render already failed above
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    config, topics = {}, []
+    config, topics, kafka_users = {}, [], {}
     for i, doc in enumerate(docs):
         kind = doc.get("kind", "?")
         name = (doc.get("metadata") or {}).get("name")
@@ -335,11 +346,26 @@ for render in renders:
                 for e in c.get("env") or []:
                     if e.get("name") in secret_names and "value" in e:
                         problem(where, f"{e['name']} is a secret and must not be a literal")
+                if kind == "Deployment" and app in KAFKA_SERVICES:
+                    env = {e.get("name"): e for e in c.get("env") or []}
+                    if (env.get("KAFKA_SASL_USERNAME") or {}).get("value") != f"messenger-{app}":
+                        problem(where, f"KAFKA_SASL_USERNAME must be messenger-{app}")
+                    ref = ((env.get("KAFKA_SASL_PASSWORD") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+                    if (ref.get("name"), ref.get("key")) != (f"messenger-{app}", "password"):
+                        problem(where, f"KAFKA_SASL_PASSWORD must come from Secret messenger-{app}, key password")
         if kind == "KafkaTopic":
             topics.append(doc)
             for err in topic_validator.iter_errors(doc):
                 loc = "/".join(map(str, err.absolute_path)) or "<root>"
                 problem(where, f"KafkaTopic schema: {loc}: {err.message}")
+        if kind == "KafkaUser":
+            for err in user_validator.iter_errors(doc):
+                loc = "/".join(map(str, err.absolute_path)) or "<root>"
+                problem(where, f"KafkaUser schema: {loc}: {err.message}")
+            kafka_users[name] = {
+                (a["resource"]["type"], a["resource"].get("patternType", "literal"),
+                 a["resource"]["name"], frozenset(a["operations"]))
+                for a in ((doc.get("spec") or {}).get("authorization") or {}).get("acls") or []}
     if config:
         covers(f"{render}: ConfigMap/messenger-config", config)
         prefix = config.get("KAFKA_TOPIC_PREFIX", "")
@@ -355,9 +381,13 @@ for render in renders:
             if str(spec.get("replicas")) != config.get("KAFKA_REPLICATION_FACTOR"):
                 problem(f"{render}: KafkaTopic/{t['metadata']['name']}",
                         "replicas differ from KAFKA_REPLICATION_FACTOR in messenger-config")
+        prefixed = {p: {(r, pt, prefix + n, ops) for r, pt, n, ops in rules} for p, rules in ACLS.items()}
+        if kafka_users != prefixed:
+            problem(f"{render}: KafkaUser", "the users and ACLs differ from deploy/kafka/acls.tsv")
     else:
         problem(render, "ConfigMap messenger-config not rendered")
-    notes.append(f"{render}: {len(docs)} objects, {len(topics)} KafkaTopics checked")
+    notes.append(f"{render}: {len(docs)} objects, {len(topics)} KafkaTopics, "
+                 f"{len(kafka_users)} KafkaUsers checked")
 
 for n in notes:
     print("info:", n)
@@ -366,7 +396,7 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
   sed 's/^/          /' "$rules_out"
-  pass "env coverage, config.prod.yaml, compose rules, KafkaTopic schema, pod security"
+  pass "env coverage, config.prod.yaml, compose rules, KafkaTopic and KafkaUser schemas and ACLs, pod security"
 else
   sed 's/^/          /' "$rules_out"
   fail "repository rules"

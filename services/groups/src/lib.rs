@@ -31,6 +31,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
+/// The Kafka topics this service writes, through its outbox: its Kafka
+/// user may write these and no others (deploy/kafka/acls.tsv).
+pub const KAFKA_WRITES: &[messenger_proto::events::Topic] = &[GroupsEvent::TOPIC];
+
 pub const SCHEMA: &str = "groups";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/groups");
 
@@ -41,8 +45,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let transport = Transport::establish(&config, Caller::Groups, &shutdown).await?;
-    let backend =
-        Backend::start(&config, SCHEMA, &MIGRATOR, &[GroupsEvent::TOPIC], &shutdown).await?;
+    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, KAFKA_WRITES, &shutdown).await?;
     let cache = cache::AuthzCache::new(redis::Client::open(config.redis.url())?);
     let service = grpc::GroupsGrpc {
         groups: groups::Groups {

@@ -27,6 +27,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
+/// The Kafka topics this service writes, through its outbox: its Kafka
+/// user may write these and no others (deploy/kafka/acls.tsv).
+pub const KAFKA_WRITES: &[messenger_proto::events::Topic] = &[MediaEvent::TOPIC];
+
+/// What the thumbnail worker reads: its Kafka user's read rights.
+pub const KAFKA_READS: &[messenger_proto::events::Topic] = &[MediaEvent::TOPIC];
+/// The thumbnail worker's consumer group (with `kafka.topic_prefix`).
+pub const KAFKA_CONSUMER_GROUP: &str = worker::GROUP;
+
 pub const SCHEMA: &str = "media";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/media");
 
@@ -39,8 +48,7 @@ pub async fn serve(
     let settings: settings::MediaSettings = config.section()?;
     let storage = storage::Storage::from_url(&settings.storage_url)?;
     let transport = Transport::establish(&config, Caller::Media, &shutdown).await?;
-    let backend =
-        Backend::start(&config, SCHEMA, &MIGRATOR, &[MediaEvent::TOPIC], &shutdown).await?;
+    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, KAFKA_WRITES, &shutdown).await?;
     let timeout = Duration::from_millis(config.grpc.timeout_ms);
     let media = media::Media {
         pool: backend.pool.clone(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// The worker's consumer group, which also names its client and metrics.
-const GROUP: &str = "media-thumbnailer";
+pub const GROUP: &str = "media-thumbnailer";
 
 pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     let kafka = &config.kafka;

@@ -29,6 +29,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
+/// The Kafka topics this service writes, through its outbox: its Kafka
+/// user may write these and no others (deploy/kafka/acls.tsv).
+pub const KAFKA_WRITES: &[messenger_proto::events::Topic] = &[MessagesEvent::TOPIC];
+
 pub const SCHEMA: &str = "messages";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/messages");
 
@@ -42,14 +46,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let transport = Transport::establish(&config, Caller::Messages, &shutdown).await?;
-    let backend = Backend::start(
-        &config,
-        SCHEMA,
-        &MIGRATOR,
-        &[MessagesEvent::TOPIC],
-        &shutdown,
-    )
-    .await?;
+    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, KAFKA_WRITES, &shutdown).await?;
     let service = grpc::MessagesGrpc {
         messages: messages::Messages {
             pool: backend.pool.clone(),

@@ -25,6 +25,9 @@ pub enum Error {
     /// queueing without bound (each hash holds tens of MiB).
     #[error("too many sign-ins at once, retry shortly")]
     Busy,
+    /// A dependency (Redis) is down; the request may be retried as is.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// The account's password guesses for this minute are used up.
     #[error("too many sign-in attempts for this account; retry later")]
     TooManyAttempts { retry_after: std::time::Duration },
@@ -71,6 +74,7 @@ impl From<Error> for Status {
             Error::NotFound => Status::not_found(err.to_string()),
             Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::Unavailable(_) => Status::unavailable(err.to_string()),
             Error::SessionReused {
                 user_id,
                 session_id,

@@ -29,6 +29,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 
+/// The Kafka topics this service writes, through its outbox: its Kafka
+/// user may write these and no others (deploy/kafka/acls.tsv).
+pub const KAFKA_WRITES: &[messenger_proto::events::Topic] = &[UserEvent::TOPIC];
+
 pub const SCHEMA: &str = "users";
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/users");
 
@@ -44,8 +48,7 @@ pub async fn serve(
     let sign_in = config.section::<settings::SignInLimit>()?;
     let signer = Arc::new(KeyRing::new(TokenSigner::from_config(&config.auth)?));
     let transport = Transport::establish(&config, Caller::Users, &shutdown).await?;
-    let backend =
-        Backend::start(&config, SCHEMA, &MIGRATOR, &[UserEvent::TOPIC], &shutdown).await?;
+    let backend = Backend::start(&config, SCHEMA, &MIGRATOR, KAFKA_WRITES, &shutdown).await?;
     if !config.vault.addr.trim().is_empty() {
         // Only this service signs access tokens, so this is where rotated
         // keys land without a restart; verifiers fetch the new set.
@@ -57,10 +60,11 @@ pub async fn serve(
             backend.shutdown.clone(),
         ));
     }
+    let ended_sessions = rpc::deny_list(&config)?;
     let verifier = match config.grpc.user_tokens {
         true => Some(UserTokens::signed_here(
             Arc::clone(&signer),
-            rpc::deny_list(&config)?,
+            Arc::clone(&ended_sessions),
         )),
         false => None,
     };
@@ -70,7 +74,11 @@ pub async fn serve(
             hasher,
             sign_in.login_per_account_per_minute,
         ),
-        sessions: sessions::Sessions::new(backend.pool.clone(), config.auth.refresh_ttl_seconds),
+        sessions: sessions::Sessions::new(
+            backend.pool.clone(),
+            config.auth.refresh_ttl_seconds,
+            ended_sessions,
+        ),
         signer,
     };
     let (reporter, health) = rpc::health();

@@ -2,6 +2,11 @@
 //! refresh rotates to a new token of the family. Presenting a token that
 //! was already rotated means it leaked (or a client replayed it), so the
 //! whole family is revoked and its holder must log in again.
+//!
+//! This service is the only writer of the deny-list of ended sessions
+//! (`messenger_platform::sessions`): every revocation here also refuses the
+//! session's access tokens everywhere and closes its sockets; the other
+//! services only read the list (their Redis users may not write it).
 
 use crate::domain::UserId;
 use crate::error::{Error, Result};
@@ -9,7 +14,9 @@ use crate::repo;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+use messenger_platform::sessions::DenyList;
 use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,6 +24,7 @@ use uuid::Uuid;
 pub struct Sessions {
     pool: PgPool,
     ttl: time::Duration,
+    ended: Arc<DenyList>,
 }
 
 pub struct IssuedSession {
@@ -29,10 +37,11 @@ pub struct IssuedSession {
 const REJECTED: &str = "the refresh token is invalid, expired or revoked";
 
 impl Sessions {
-    pub fn new(pool: PgPool, ttl_seconds: u64) -> Self {
+    pub fn new(pool: PgPool, ttl_seconds: u64, ended: Arc<DenyList>) -> Self {
         Sessions {
             pool,
             ttl: time::Duration::seconds(i64::try_from(ttl_seconds).unwrap_or(i64::MAX / 2)),
+            ended,
         }
     }
 
@@ -66,6 +75,11 @@ impl Sessions {
                 revoked,
                 "rotated refresh token reused: session family revoked"
             );
+            // Whoever replayed the token may hold its access tokens too.
+            if let Err(err) = self.ended.revoke(stored.family_id).await {
+                tracing::error!(error = %err, family_id = %stored.family_id,
+                    "reused session not deny-listed: its access tokens live until they expire");
+            }
             return Err(Error::SessionReused {
                 user_id: stored.user_id,
                 session_id: stored.family_id,
@@ -84,9 +98,11 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Revokes the token's family and returns it as (user, session).
-    /// Unknown tokens are not an error: logout is idempotent and must not
-    /// reveal which tokens exist.
+    /// Revokes the token's family, refuses its access tokens everywhere and
+    /// closes its sockets; returns it as (user, session). Unknown tokens are
+    /// not an error: logout is idempotent and must not reveal which tokens
+    /// exist. With Redis down the family stays revoked and the call answers
+    /// UNAVAILABLE: retried with the same token, it deny-lists again.
     pub async fn revoke(&self, token: &str) -> Result<Option<(Uuid, Uuid)>> {
         let Some(hash) = hash_token(token) else {
             return Ok(None);
@@ -100,6 +116,14 @@ impl Sessions {
             None => None,
         };
         tx.commit().await?;
+        if let Some((_, session)) = revoked {
+            self.ended.revoke(session).await.map_err(|err| {
+                tracing::error!(error = %err, %session, "cannot deny-list an ended session");
+                Error::Unavailable(
+                    "the session ended, but its access tokens could not be revoked yet; retry",
+                )
+            })?;
+        }
         Ok(revoked)
     }
 

@@ -15,6 +15,7 @@ mod groups;
 mod helpers;
 mod inbox;
 mod insiders;
+mod kafka_acls;
 mod limits;
 mod media;
 mod messages;

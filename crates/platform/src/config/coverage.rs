@@ -12,7 +12,12 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 fn is_secret(name: &str) -> bool {
     matches!(
         name,
-        "DB_PASSWORD" | "REDIS_PASSWORD" | "JWT_KEYS" | "VAULT_TOKEN" | "VAULT_SECRET_ID"
+        "DB_PASSWORD"
+            | "REDIS_PASSWORD"
+            | "JWT_KEYS"
+            | "VAULT_TOKEN"
+            | "VAULT_SECRET_ID"
+            | "KAFKA_SASL_PASSWORD"
     ) || name.ends_with("_DATABASE_URL")
 }
 

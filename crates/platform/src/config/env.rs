@@ -172,6 +172,7 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     ("MEDIA_DATABASE_URL", "database.urls.media", Kind::Text),
     ("REDIS_HOST", "redis.host", Kind::Text),
     ("REDIS_PORT", "redis.port", Kind::Scalar),
+    ("REDIS_USERNAME", "redis.username", Kind::Text),
     ("REDIS_PASSWORD", "redis.password", Kind::Text),
     ("KAFKA_BROKERS", "kafka.brokers", Kind::Text),
     ("KAFKA_TOPIC_PREFIX", "kafka.topic_prefix", Kind::Text),
@@ -200,6 +201,15 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "kafka.producer_rebuild_after_seconds",
         Kind::Scalar,
     ),
+    (
+        "KAFKA_SECURITY_PROTOCOL",
+        "kafka.security_protocol",
+        Kind::Text,
+    ),
+    ("KAFKA_SASL_MECHANISM", "kafka.sasl_mechanism", Kind::Text),
+    ("KAFKA_SASL_USERNAME", "kafka.sasl_username", Kind::Text),
+    ("KAFKA_SASL_PASSWORD", "kafka.sasl_password", Kind::Text),
+    ("KAFKA_SSL_CA_LOCATION", "kafka.ssl_ca_location", Kind::Text),
     ("USERS_GRPC_LISTEN", "grpc.users.listen", Kind::Text),
     ("USERS_GRPC_URL", "grpc.users.url", Kind::Text),
     (

@@ -227,6 +227,60 @@ mod tests {
     }
 
     #[test]
+    fn redis_url_carries_the_user_and_an_encoded_password() {
+        let config = Config::load(
+            None,
+            vars(&[
+                ("REDIS_USERNAME", "messenger-media"),
+                ("REDIS_PASSWORD", "p@ss:w/rd"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.redis.url(),
+            "redis://messenger-media:p%40ss%3Aw%2Frd@127.0.0.1:6379/"
+        );
+        let url = redis::parse_redis_url(&config.redis.url()).expect("parses");
+        assert_eq!(url.username(), "messenger-media");
+        assert_eq!(url.password(), Some("p%40ss%3Aw%2Frd"));
+    }
+
+    #[test]
+    fn kafka_sign_in_needs_known_settings() {
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let err = Config::load(None, vars(pairs)).expect_err("refused");
+            assert!(err.to_string().contains(key), "{err}");
+        };
+        refused(
+            &[("KAFKA_SECURITY_PROTOCOL", "sasl")],
+            "kafka.security_protocol",
+        );
+        let sasl = ("KAFKA_SECURITY_PROTOCOL", "sasl_plaintext");
+        let signed_in = [
+            sasl,
+            ("KAFKA_SASL_USERNAME", "users"),
+            ("KAFKA_SASL_PASSWORD", "pw"),
+        ];
+        refused(
+            &[signed_in.as_slice(), &[("KAFKA_SASL_MECHANISM", "GSSAPI")]].concat(),
+            "kafka.sasl_mechanism",
+        );
+        refused(
+            &[signed_in.as_slice(), &[("KAFKA_SASL_MECHANISM", "PLAIN")]].concat(),
+            "clear text",
+        );
+        let config = Config::load(None, vars(&signed_in)).expect("SCRAM by default");
+        assert_eq!(config.kafka.sasl_mechanism, "SCRAM-SHA-512");
+        let plain_over_tls = [
+            ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),
+            ("KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("KAFKA_SASL_USERNAME", "users"),
+            ("KAFKA_SASL_PASSWORD", "pw"),
+        ];
+        Config::load(None, vars(&plain_over_tls)).expect("PLAIN is fine over TLS");
+    }
+
+    #[test]
     fn bad_boolean_flag_is_rejected() {
         let err = Config::load(None, vars(&[("DEBUG_ENABLED", "maybe")])).unwrap_err();
         assert!(err.to_string().contains("DEBUG_ENABLED"), "{err}");

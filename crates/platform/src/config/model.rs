@@ -95,22 +95,38 @@ pub struct DatabaseUrls {
 pub struct RedisConfig {
     pub host: String,
     pub port: u16,
+    /// This service's Redis ACL user; empty: the `default` user.
+    pub username: String,
     pub password: Secret,
 }
 
 impl RedisConfig {
     pub fn url(&self) -> String {
-        if self.password.is_empty() {
-            format!("redis://{}:{}/", self.host, self.port)
+        if self.password.is_empty() && self.username.is_empty() {
+            return format!("redis://{}:{}/", self.host, self.port);
+        }
+        format!(
+            "redis://{}:{}@{}:{}/",
+            userinfo_encoded(&self.username),
+            userinfo_encoded(self.password.expose()),
+            self.host,
+            self.port
+        )
+    }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters, so a password
+/// with `@`, `:` or `/` stays one URL part.
+fn userinfo_encoded(raw: &str) -> String {
+    let mut encoded = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
         } else {
-            format!(
-                "redis://:{}@{}:{}/",
-                self.password.expose(),
-                self.host,
-                self.port
-            )
+            encoded.push_str(&format!("%{byte:02X}"));
         }
     }
+    encoded
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -123,7 +139,25 @@ pub struct KafkaConfig {
     pub message_timeout_ms: u64,
     pub idempotent_producer: bool,
     pub producer_rebuild_after_seconds: u64,
+    /// How clients reach the brokers: `plaintext`, `ssl`, `sasl_plaintext`
+    /// or `sasl_ssl` (librdkafka's `security.protocol`).
+    pub security_protocol: String,
+    /// `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`, with a `sasl_*` protocol.
+    pub sasl_mechanism: String,
+    /// This service's Kafka user; Vault key `kafka_username` wins.
+    pub sasl_username: String,
+    /// Vault key `kafka_password`.
+    pub sasl_password: Secret,
+    /// PEM file of the CA that signed the brokers' certificates (`ssl`,
+    /// `sasl_ssl`); empty: the system's trust store.
+    pub ssl_ca_location: String,
 }
+
+/// The protocols `kafka.security_protocol` accepts.
+pub const KAFKA_SECURITY_PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+/// The SASL mechanisms `kafka.sasl_mechanism` accepts (no GSSAPI: the
+/// build has no Kerberos).
+pub const KAFKA_SASL_MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
 
 impl KafkaConfig {
     /// The full topic name for a logical topic such as `users.events.v1`.
@@ -377,6 +411,38 @@ impl Config {
             return Err(ConfigError::invalid(
                 "kafka.brokers",
                 "is required while features.kafka_enabled is true",
+            ));
+        }
+        self.check_kafka_security()
+    }
+
+    fn check_kafka_security(&self) -> Result<(), ConfigError> {
+        let kafka = &self.kafka;
+        if !KAFKA_SECURITY_PROTOCOLS.contains(&kafka.security_protocol.as_str()) {
+            return Err(ConfigError::invalid(
+                "kafka.security_protocol",
+                format!("must be one of {KAFKA_SECURITY_PROTOCOLS:?}"),
+            ));
+        }
+        if !kafka.security_protocol.starts_with("sasl_") {
+            return Ok(());
+        }
+        if !KAFKA_SASL_MECHANISMS.contains(&kafka.sasl_mechanism.as_str()) {
+            return Err(ConfigError::invalid(
+                "kafka.sasl_mechanism",
+                format!("must be one of {KAFKA_SASL_MECHANISMS:?}"),
+            ));
+        }
+        // The credentials usually come from Vault, after this check: the
+        // Kafka clients refuse to start without them (kafka::base).
+        if kafka.sasl_mechanism == "PLAIN"
+            && kafka.security_protocol == "sasl_plaintext"
+            && !self.features.debug_enabled
+        {
+            return Err(ConfigError::invalid(
+                "kafka.sasl_mechanism",
+                "PLAIN over sasl_plaintext sends the password in clear text; use SCRAM or \
+                 sasl_ssl (allowed only with DEBUG_ENABLED=true)",
             ));
         }
         Ok(())

@@ -16,7 +16,10 @@ use std::collections::HashMap;
 /// Secret keys read from Vault and the config keys they fill.
 pub const SECRET_KEYS: &[&str] = &[
     "db_password",
+    "redis_username",
     "redis_password",
+    "kafka_username",
+    "kafka_password",
     "jwt_keys",
     "jwt_active_kid",
     "users_database_url",
@@ -47,11 +50,22 @@ pub fn apply(config: &mut Config, secrets: HashMap<String, String>) -> Vec<Strin
         let target = match key.as_str() {
             "db_password" => &mut config.database.password,
             "redis_password" => &mut config.redis.password,
+            "kafka_password" => &mut config.kafka.sasl_password,
             "jwt_keys" => &mut config.auth.jwt_keys,
             "users_database_url" => &mut config.database.urls.users,
             "groups_database_url" => &mut config.database.urls.groups,
             "messages_database_url" => &mut config.database.urls.messages,
             "media_database_url" => &mut config.database.urls.media,
+            "redis_username" => {
+                config.redis.username = value;
+                applied.push(key);
+                continue;
+            }
+            "kafka_username" => {
+                config.kafka.sasl_username = value;
+                applied.push(key);
+                continue;
+            }
             "jwt_active_kid" => {
                 config.auth.jwt_active_kid = value;
                 applied.push(key);

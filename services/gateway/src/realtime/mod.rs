@@ -11,6 +11,10 @@ mod socket;
 pub mod store;
 mod translate;
 
+/// The topics the fan-out reads: the gateway's Kafka user's read rights
+/// (deploy/kafka/acls.tsv); its consumer group is `websocket.consumer_group`.
+pub use fanout::TOPICS as KAFKA_READS;
+
 use crate::settings::WebSocketSettings;
 use messenger_platform::identity::UserTokens;
 use messenger_platform::{CancellationToken, Config};

@@ -13,9 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use messenger_platform::auth::PublicKey;
 use messenger_proto::users::v1 as pb;
 use time::OffsetDateTime;
-use tonic_types::StatusExt;
 pub use types::{AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, Tokens};
-use uuid::Uuid;
 
 /// Answers that carry tokens must not be kept by any cache (RFC 6749 §5.1).
 type NoStore = [(header::HeaderName, &'static str); 2];
@@ -102,13 +100,13 @@ pub async fn refresh(
     let refresh = pb::RefreshSessionRequest {
         refresh_token: request.refresh_token,
     };
-    let session = match state.users().refresh_session(refresh).await {
-        Ok(session) => session.into_inner(),
-        Err(status) => {
-            end_reused_session(&state, &status).await;
-            return Err(status.into());
-        }
-    };
+    // A reused token ends its session: the users service deny-lists it.
+    let session = state
+        .users()
+        .refresh_session(refresh)
+        .await
+        .map_err(ApiError::from)?
+        .into_inner();
     Ok((NO_STORE, Json(tokens(session)?)))
 }
 
@@ -126,46 +124,10 @@ pub async fn logout(
     let revoke = pb::RevokeSessionRequest {
         refresh_token: request.refresh_token,
     };
-    let revoked = call("users.RevokeSession", state.users().revoke_session(revoke)).await?;
-    if let Ok(session) = Uuid::parse_str(&revoked.session_id) {
-        end_session(&state, session).await?;
-    }
+    // The users service ends the session everywhere (the deny-list's only
+    // writer), or answers UNAVAILABLE: 503, retry.
+    call("users.RevokeSession", state.users().revoke_session(revoke)).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Cuts a session off everywhere at once: its access tokens are refused and
-/// its sockets closed on every replica.
-async fn end_session(state: &AppState, session: Uuid) -> ApiResult<()> {
-    state.deny_list().revoke(session).await.map_err(|err| {
-        tracing::error!(error = %err, %session, "cannot deny-list an ended session");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            "the session ended, but its access tokens could not be revoked yet; retry",
-        )
-    })
-}
-
-/// A reused refresh token revoked its session (the users service says
-/// which): its access tokens and sockets go too, since whoever replayed
-/// the token may hold them.
-async fn end_reused_session(state: &AppState, status: &tonic::Status) {
-    let Some(info) = status.get_details_error_info() else {
-        return;
-    };
-    if info.reason != "SESSION_REUSED" {
-        return;
-    }
-    let Some(session) = info
-        .metadata
-        .get("session_id")
-        .and_then(|raw| Uuid::parse_str(raw).ok())
-    else {
-        return;
-    };
-    if let Err(err) = end_session(state, session).await {
-        tracing::warn!(message = %err.message, "reused session not deny-listed");
-    }
 }
 
 /// The public keys access tokens are signed with, as a JSON Web Key Set

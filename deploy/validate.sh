@@ -82,7 +82,10 @@ prod_env=(VAULT_ADDR=https://vault.invalid:8200
   MEDIA_VAULT_ROLE_ID=dummy-role MEDIA_VAULT_SECRET_ID=dummy-secret
   GATEWAY_VAULT_ROLE_ID=dummy-role GATEWAY_VAULT_SECRET_ID=dummy-secret
   USERS_DB_PASSWORD=dummy GROUPS_DB_PASSWORD=dummy MESSAGES_DB_PASSWORD=dummy MEDIA_DB_PASSWORD=dummy
-  POSTGRES_PASSWORD=dummy REDIS_PASSWORD=dummy MINIO_ROOT_USER=dummy MINIO_ROOT_PASSWORD=dummy-password
+  USERS_KAFKA_PASSWORD=dummy GROUPS_KAFKA_PASSWORD=dummy MESSAGES_KAFKA_PASSWORD=dummy
+  MEDIA_KAFKA_PASSWORD=dummy GATEWAY_KAFKA_PASSWORD=dummy EVENTS_READER_KAFKA_PASSWORD=dummy
+  REDIS_ACL_FILE=/dev/null
+  POSTGRES_PASSWORD=dummy MINIO_ROOT_USER=dummy MINIO_ROOT_PASSWORD=dummy-password
   MEDIA_S3_SECRET_ACCESS_KEY=dummy)
 check "docker-compose.yml + docker-compose.prod.yml" \
   env "${prod_env[@]}" "$BIN/docker-compose" --project-directory "$ROOT" \

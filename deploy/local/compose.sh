@@ -72,13 +72,19 @@ compose() {
 # that Vault once it runs.
 prod_environment() {
   export VAULT_ADDR=http://vault:8200
-  export POSTGRES_PASSWORD=dev-postgres-password REDIS_PASSWORD=dev-redis-password
+  export POSTGRES_PASSWORD=dev-postgres-password
+  # The Redis users for the redis_password values vault-init writes.
+  export REDIS_ACL_FILE=$ROOT/deploy/redis/users.dev.acl
+  local svc
+  for svc in users groups messages media gateway events-reader; do
+    local name=${svc^^}
+    export "${name//-/_}_KAFKA_PASSWORD=dev-$svc-kafka-password"
+  done
   # The values the dev-vault profile's vault-init puts in the database URLs.
   export USERS_DB_PASSWORD=dev-users-db-password GROUPS_DB_PASSWORD=dev-groups-db-password
   export MESSAGES_DB_PASSWORD=dev-messages-db-password MEDIA_DB_PASSWORD=dev-media-db-password
   export MINIO_ROOT_USER=minio-dev-root MINIO_ROOT_PASSWORD=minio-dev-root-password
   export MEDIA_S3_SECRET_ACCESS_KEY=dev-media-secret-change-me
-  local svc
   for svc in USERS GROUPS MESSAGES MEDIA GATEWAY; do
     export "${svc}_VAULT_ROLE_ID=not-yet" "${svc}_VAULT_SECRET_ID=not-yet"
   done

@@ -7,7 +7,8 @@
 //! service facing users, so it alone signs people up and in; the messages
 //! service asks groups whether a user may act and asks media whether a file
 //! may be attached; the media service asks messages whether a reader may see
-//! an attachment. Nothing calls the users service but the gateway and the
+//! an attachment, and which uploads a message carries before its sweeper
+//! deletes unattached ones. Nothing calls the users service but the gateway and the
 //! messages service (to resolve @mentions), and nothing calls the gateway.
 
 use std::fmt;
@@ -374,6 +375,11 @@ pub const RULES: &[(&str, Admits, Scope)] = &[
         Admits::Only(&[Media]),
         USER,
     ),
+    (
+        "/messenger.messages.v1.MessagesService/ListAttachedMedia",
+        Admits::Only(&[Media]),
+        NO_USER,
+    ),
     // media
     ("/messenger.media.v1.MediaService/Info", INFO, NO_USER),
     ("/messenger.media.v1.MediaService/Upload", GATEWAY, USER),
@@ -389,6 +395,7 @@ pub const RULES: &[(&str, Admits, Scope)] = &[
         Admits::Only(&[Messages]),
         USER,
     ),
+    ("/messenger.media.v1.MediaService/ClaimMedia", GATEWAY, USER),
 ];
 
 /// Why a call was refused at the door.

@@ -191,4 +191,23 @@ impl MediaService for MediaGrpc {
             media: rows.iter().map(convert::media).collect(),
         }))
     }
+
+    async fn claim_media(
+        &self,
+        request: Request<pb::ClaimMediaRequest>,
+    ) -> Result<Response<pb::ClaimMediaResponse>, Status> {
+        let r = request.into_inner();
+        let ids = r
+            .media_ids
+            .iter()
+            .map(|id| uuid(id, "media_ids"))
+            .collect::<Result<Vec<_>>>()?;
+        let claimed = self
+            .media
+            .claim(actor(&r.owner_id, "owner_id")?, &ids)
+            .await?;
+        Ok(Response::new(pb::ClaimMediaResponse {
+            claimed_ids: claimed.iter().map(Uuid::to_string).collect(),
+        }))
+    }
 }

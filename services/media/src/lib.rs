@@ -1,6 +1,7 @@
 //! The media service: uploads streamed to object storage (deduplicated by
 //! content), type detection by magic bytes, image processing by a worker
-//! consuming `media.events.v1`, and authorized ranged downloads.
+//! consuming `media.events.v1`, authorized ranged downloads, and a sweeper
+//! of uploads never attached.
 
 mod convert;
 mod detect;
@@ -12,6 +13,7 @@ mod process;
 mod repo;
 pub mod settings;
 mod storage;
+mod sweeper;
 mod worker;
 
 use messenger_platform::backend::Backend;
@@ -71,6 +73,9 @@ pub async fn serve(
             backend.shutdown.clone(),
         ))
     });
+    // Uploads never attached are deleted by every replica's sweeper, with
+    // or without Kafka (its events go through the outbox).
+    let sweeper = tokio::spawn(sweeper::run(media.clone(), backend.shutdown.clone()));
     let (reporter, health) = rpc::health();
     backend.report_outbox_health(reporter.clone()).await;
     reporter
@@ -91,6 +96,7 @@ pub async fn serve(
     if let Some(worker) = worker {
         let _ = worker.await;
     }
+    let _ = sweeper.await;
     backend.stop().await;
     served
 }

@@ -325,7 +325,10 @@ impl Media {
         }
         let mut tx = self.pool.begin().await?;
         repo::lock_content(&mut tx, &row.sha256).await?;
-        repo::delete(&mut tx, id).await?;
+        if !repo::delete(&mut tx, id).await? {
+            // Deleted meanwhile (the sweeper of unattached uploads).
+            return Err(Error::NotFound("media"));
+        }
         let still_used = repo::blob_users(&mut tx, &row.sha256).await? > 0;
         events::publish(
             &mut tx,
@@ -334,18 +337,14 @@ impl Media {
             Payload::MediaDeleted(pb::MediaDeleted {
                 media_id: id.to_string(),
                 owner_id: row.owner_id.to_string(),
+                reason: pb::MediaDeletedReason::Owner as i32,
             }),
         )
         .await?;
         if !still_used {
             // Content no other upload shares goes too, under the content
             // lock: an upload of the same bytes waits, then stores it again.
-            for path in [
-                storage::blob(&row.sha256),
-                storage::derived(&row.sha256, "clean"),
-                storage::derived(&row.sha256, "thumb-64"),
-                storage::derived(&row.sha256, "thumb-320"),
-            ] {
+            for path in storage::content_paths(&row.sha256) {
                 if let Err(err) = self.storage.delete(&path).await {
                     tracing::warn!(%err, %path, "could not delete stored content");
                 }
@@ -355,10 +354,14 @@ impl Media {
         Ok(())
     }
 
-    /// The files `owner` may attach: theirs, not failed.
+    /// The files `owner` may attach: theirs, not failed. They are claimed
+    /// as attached before the answer, under their row locks, so the sweeper
+    /// of unattached uploads either deleted one before (it is not found,
+    /// and the message is refused) or never will.
     pub async fn attachable(&self, owner: Uuid, ids: &[Uuid]) -> Result<Vec<MediaRow>> {
-        let mut conn = self.pool.acquire().await?;
-        let rows = repo::get_many(&mut conn, ids).await?;
+        let mut tx = self.pool.begin().await?;
+        repo::lock_rows(&mut tx, ids).await?;
+        let rows = repo::get_many(&mut tx, ids).await?;
         for id in ids {
             let Some(row) = rows.iter().find(|row| row.id == *id) else {
                 return Err(Error::NotFound("media"));
@@ -374,9 +377,30 @@ impl Media {
                 )));
             }
         }
+        repo::claim(&mut tx, ids).await?;
+        tx.commit().await?;
         Ok(rows)
     }
+
+    /// Claims those of `ids` that `owner` uploaded as used (an avatar), so
+    /// the sweeper keeps them; the others are skipped. Returns the claimed.
+    pub async fn claim(&self, owner: Uuid, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        if ids.len() > MAX_CLAIM {
+            return Err(Error::invalid(
+                "media_ids",
+                format!("at most {MAX_CLAIM} per call"),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let owned = repo::lock_owned(&mut tx, owner, ids).await?;
+        repo::claim(&mut tx, &owned).await?;
+        tx.commit().await?;
+        Ok(owned)
+    }
 }
+
+/// Most ids one `ClaimMedia` call may name.
+const MAX_CLAIM: usize = 100;
 
 /// What an upload's first bytes showed it to be.
 struct Sniffed {

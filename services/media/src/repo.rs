@@ -37,8 +37,9 @@ pub struct NewMedia<'a> {
 pub async fn insert(conn: &mut PgConnection, m: NewMedia<'_>) -> sqlx::Result<MediaRow> {
     sqlx::query_as!(
         MediaRow,
-        "INSERT INTO media (id, owner_id, filename, content_type, size, sha256, width, height, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+        "INSERT INTO media (id, owner_id, filename, content_type, size, sha256, width, height, state, \
+                            unattached_since) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) \
          RETURNING id, owner_id, filename, content_type, size, sha256, width, height, state, \
                    failure, thumbnails, created_at",
         m.id,
@@ -158,4 +159,102 @@ pub async fn lock_content(conn: &mut PgConnection, sha256: &str) -> sqlx::Result
     .fetch_one(conn)
     .await?;
     Ok(())
+}
+
+/// Locks the rows of `ids` (in id order, so concurrent claims cannot
+/// deadlock) until the transaction ends: a sweep of any of them waits, or
+/// has already happened.
+pub async fn lock_rows(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query_scalar!(
+        "SELECT id FROM media WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        ids,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks those of `ids` that `owner` uploaded, as [`lock_rows`], and
+/// returns them.
+pub async fn lock_owned(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM media WHERE id = ANY($1) AND owner_id = $2 ORDER BY id FOR UPDATE",
+        ids,
+        owner,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks uploads as used (attached, or an avatar): the sweeper keeps them.
+pub async fn claim(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<u64> {
+    let claimed = sqlx::query!(
+        "UPDATE media SET unattached_since = NULL, updated_at = now() \
+         WHERE id = ANY($1) AND unattached_since IS NOT NULL",
+        ids,
+    )
+    .execute(conn)
+    .await?;
+    Ok(claimed.rows_affected())
+}
+
+/// Up to `limit` uploads unattached for longer than `ttl_seconds` (by the
+/// database's clock, the same for every replica), oldest first. Images
+/// still being processed wait until the worker is done with them.
+pub async fn unattached_before(
+    conn: &mut PgConnection,
+    ttl_seconds: f64,
+    limit: i64,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM media \
+         WHERE unattached_since < now() - make_interval(secs => $1) AND state <> 'pending' \
+         ORDER BY unattached_since LIMIT $2",
+        ttl_seconds,
+        limit,
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// What the sweeper needs of an upload it is about to delete.
+pub struct Expired {
+    pub owner_id: Uuid,
+    pub sha256: String,
+    pub size: i64,
+}
+
+/// Locks `id` if it is still unattached past the TTL; `None` when it was
+/// claimed or deleted meanwhile, or another replica's sweeper holds it.
+pub async fn lock_expired(
+    conn: &mut PgConnection,
+    id: Uuid,
+    ttl_seconds: f64,
+) -> sqlx::Result<Option<Expired>> {
+    sqlx::query_as!(
+        Expired,
+        "SELECT owner_id, sha256, size FROM media \
+         WHERE id = $1 AND unattached_since < now() - make_interval(secs => $2) \
+               AND state <> 'pending' \
+         FOR UPDATE SKIP LOCKED",
+        id,
+        ttl_seconds,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// As [`lock_content`], without waiting: `false` when an upload or a
+/// delete of the same bytes holds it.
+pub async fn try_lock_content(conn: &mut PgConnection, sha256: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS "locked!""#,
+        sha256,
+    )
+    .fetch_one(conn)
+    .await
 }

@@ -29,6 +29,17 @@ pub fn derived(sha256: &str, name: &str) -> Path {
     Path::from(format!("derived/{sha256}/{name}"))
 }
 
+/// Everything stored for one content: its derived files (cleaned image,
+/// thumbnails), then the blob itself.
+pub fn content_paths(sha256: &str) -> [Path; 4] {
+    [
+        derived(sha256, "clean"),
+        derived(sha256, "thumb-64"),
+        derived(sha256, "thumb-320"),
+        blob(sha256),
+    ]
+}
+
 pub fn temporary(id: uuid::Uuid) -> Path {
     Path::from(format!("tmp/{id}"))
 }

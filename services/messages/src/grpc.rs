@@ -347,6 +347,24 @@ impl MessagesService for MessagesGrpc {
         Ok(Response::new(pb::MediaAccessResponse { allowed }))
     }
 
+    async fn list_attached_media(
+        &self,
+        request: Request<pb::ListAttachedMediaRequest>,
+    ) -> Reply<pb::ListAttachedMediaResponse> {
+        let ids = request
+            .into_inner()
+            .media_ids
+            .iter()
+            .map(|id| {
+                Uuid::parse_str(id.trim()).map_err(|_| Error::invalid("media_ids", "must be UUIDs"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let attached = self.messages.attached_media(&ids).await?;
+        Ok(Response::new(pb::ListAttachedMediaResponse {
+            media_ids: attached.iter().map(Uuid::to_string).collect(),
+        }))
+    }
+
     async fn search_messages(
         &self,
         request: Request<pb::SearchMessagesRequest>,

@@ -372,4 +372,20 @@ impl Messages {
         }
         Ok(false)
     }
+
+    /// Which of `media` a stored message carries: asked by the media
+    /// service's sweeper before it deletes uploads it believes unattached.
+    pub async fn attached_media(&self, media: &[Uuid]) -> Result<Vec<Uuid>> {
+        if media.len() > MAX_ATTACHED_MEDIA_QUERY {
+            return Err(Error::invalid(
+                "media_ids",
+                format!("at most {MAX_ATTACHED_MEDIA_QUERY} per call"),
+            ));
+        }
+        let mut conn = self.pool.acquire().await?;
+        Ok(repo::attached_media(&mut conn, media).await?)
+    }
 }
+
+/// Most ids one `ListAttachedMedia` call may ask about.
+const MAX_ATTACHED_MEDIA_QUERY: usize = 1000;

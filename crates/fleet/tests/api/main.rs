@@ -18,6 +18,7 @@ mod insiders;
 mod kafka_acls;
 mod limits;
 mod media;
+mod media_sweep;
 mod messages;
 mod ops;
 mod realtime;

@@ -60,7 +60,7 @@ pub async fn upload(
     }
 }
 
-async fn download(
+pub async fn download(
     app: &TestApp,
     who: &User,
     path: &str,
@@ -76,7 +76,7 @@ async fn download(
     request.send().await.expect("download sent")
 }
 
-async fn ready(app: &TestApp, who: &User, id: &str) -> Value {
+pub async fn ready(app: &TestApp, who: &User, id: &str) -> Value {
     messenger_testkit::eventually(Duration::from_secs(30), || async {
         let info = app
             .call(
@@ -92,7 +92,7 @@ async fn ready(app: &TestApp, who: &User, id: &str) -> Value {
     .expect("processed in time")
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return found;

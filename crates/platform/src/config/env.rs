@@ -54,6 +54,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Scalar,
     ),
     (
+        "MEDIA_UNATTACHED_UPLOAD_TTL_SECONDS",
+        "media.unattached_upload_ttl_seconds",
+        Kind::Scalar,
+    ),
+    (
         "MEDIA_MAX_IMAGE_PIXELS",
         "media.max_image_pixels",
         Kind::Scalar,

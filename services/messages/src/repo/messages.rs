@@ -196,6 +196,17 @@ pub async fn channels_with_media(conn: &mut PgConnection, media: Uuid) -> sqlx::
     .await
 }
 
+/// Those of `media` that a stored message carries (a deleted message's
+/// attachments are gone with it).
+pub async fn attached_media(conn: &mut PgConnection, media: &[Uuid]) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"SELECT DISTINCT media_id AS "media_id!" FROM message_attachments WHERE media_id = ANY($1)"#,
+        media,
+    )
+    .fetch_all(conn)
+    .await
+}
+
 pub struct ThreadState {
     pub seq: i64,
     pub reply_count: i32,

@@ -32,6 +32,7 @@ pub async fn create_group(
         .map(|raw| Visibility::parse("visibility", raw))
         .transpose()?
         .unwrap_or(Visibility::Private);
+    crate::http::media::claim_avatar(&state, who.user_id, request.avatar_media_id).await?;
     let request = pb::CreateGroupRequest {
         actor_id: who.user_id.to_string(),
         name: request.name,
@@ -141,6 +142,8 @@ pub async fn update_group(
         .as_deref()
         .map(|raw| Visibility::parse("visibility", raw).map(Visibility::to_pb))
         .transpose()?;
+    let avatar = request.avatar_media_id.flatten();
+    crate::http::media::claim_avatar(&state, who.user_id, avatar).await?;
     let request = pb::UpdateGroupRequest {
         actor_id: who.user_id.to_string(),
         group_id: id.to_string(),

@@ -94,6 +94,8 @@ pub async fn update_me(
     Auth(who): Auth,
     Json(request): Json<UpdateProfileRequest>,
 ) -> ApiResult<Json<Me>> {
+    let avatar = request.avatar_media_id.flatten();
+    crate::http::media::claim_avatar(&state, who.user_id, avatar).await?;
     let request = pb::UpdateProfileRequest {
         id: who.user_id.to_string(),
         display_name: request.display_name,

@@ -56,7 +56,9 @@ tools() {
 
 # compose ARGS...: the shipped files (with the prod overlay when PROD=1),
 # plus the stand-ins' override.
-compose() {
+# The words of this stack's compose command (deploy/backup.sh takes them
+# as COMPOSE).
+compose_command() {
   local files=(-f "$ROOT/docker-compose.yml") profiles=()
   if [[ $PROD == 1 ]]; then
     files+=(-f "$ROOT/docker-compose.prod.yml")
@@ -64,7 +66,13 @@ compose() {
     [[ $STANDINS == 1 ]] && profiles+=(--profile prod)
   fi
   [[ $STANDINS == 1 ]] && files+=(-f "$ROOT/deploy/local/compose.standins.yml")
-  "$VENV/bin/docker-compose" --project-directory "$ROOT" -p "$PROJECT" "${files[@]}" "${profiles[@]}" "$@"
+  echo "$VENV/bin/docker-compose" --project-directory "$ROOT" -p "$PROJECT" "${files[@]}" "${profiles[@]}"
+}
+
+compose() {
+  local command
+  read -ra command <<<"$(compose_command)"
+  "${command[@]}" "$@"
 }
 
 # The production overlay's required variables, for a local run: the values
@@ -133,6 +141,12 @@ up() {
   start_health_runner
   [[ $PROD == 1 ]] && approle_login
   step "docker compose up$([[ $PROD == 1 ]] && echo ' (with docker-compose.prod.yml)') (log: $LOGS/compose-up.log)"
+  start_stack
+  python3 "$ROOT/deploy/local/health.py" report --times "$CSTATE/healthy-times.json" ||
+    die "a container's health check never passed"
+}
+
+start_stack() {
   local started=$SECONDS
   # --no-recreate: the prod run's Vault is already up (its AppRole ids are
   # in use), and compose would otherwise recreate it, a dev-mode Vault
@@ -150,8 +164,6 @@ up() {
     die "the stack did not become healthy (docker compose logs SERVICE shows why)"
   fi
   ok "every container healthy or finished, $((SECONDS - started)) s after up"
-  python3 "$ROOT/deploy/local/health.py" report --times "$CSTATE/healthy-times.json" ||
-    die "a container's health check never passed"
 }
 
 down_quietly() {
@@ -199,6 +211,7 @@ checks() {
   [[ $PROD == 1 ]] && replicas_served
   [[ $PROD == 1 ]] || vault_least_privilege
   database_roles
+  redis_users
   step "migrations in a service container, as the original ./migrate up|down"
   # Each schema as its own service, with its own Vault login and secret.
   local direction svc login
@@ -246,6 +259,50 @@ database_roles() {
   ok "connections as $users; the media role is refused users.users"
 }
 
+# The services are signed in to Redis as their own ACL users, and only the
+# users service may write the deny-list of ended sessions.
+redis_users() {
+  step "Redis: each service is its own ACL user; only users writes the deny-list"
+  local as=(compose exec -T redis redis-cli --no-auth-warning) clients
+  clients=$("${as[@]}" --user messenger-users --pass dev-users-redis-password CLIENT LIST 2>&1 || true)
+  # CLIENT LIST is an admin command: refused to every service user.
+  [[ $clients == *NOPERM* ]] || die "the users service's Redis user may list clients: $clients"
+  local denied
+  denied=$("${as[@]}" --user messenger-media --pass dev-media-redis-password \
+    SET deny:sid:compose-check 1 EX 5 2>&1 || true)
+  [[ $denied == *NOPERM* ]] || die "the media Redis user wrote the deny-list: $denied"
+  denied=$("${as[@]}" --user messenger-gateway --pass dev-gateway-redis-password \
+    DEL deny:sid:compose-check 2>&1 || true)
+  [[ $denied == *NOPERM* ]] || die "the gateway Redis user deleted a deny-list entry: $denied"
+  "${as[@]}" --user messenger-users --pass dev-users-redis-password \
+    SET deny:sid:compose-check 1 EX 5 >/dev/null || die "the users service cannot write the deny-list"
+  denied=$("${as[@]}" GET deny:sid:compose-check 2>&1 || true)
+  [[ $denied == *NOPERM* ]] || die "Redis's default user read a key: $denied"
+  ok "media and gateway refused writing deny:*, users writes it, the default user only PINGs"
+}
+
+# docs/deployment.md section 10, for real: populate the stack, back it up
+# with deploy/backup.sh, destroy every volume, start a fresh stack, restore,
+# and find everything again (deploy/local/backup_checks.py).
+backup_round_trip() {
+  step "backup, destroy the volumes, restore (deploy/backup.sh; log: $LOGS/compose-backup.log)"
+  local dir=$CSTATE/backup-test state=$CSTATE/backup-state.json
+  local checks=("$VENV/bin/python" "$ROOT/deploy/local/backup_checks.py" --base http://localhost --state "$state")
+  rm -rf "$dir" "$state"
+  "${checks[@]}" populate || die "populating the stack failed"
+  COMPOSE="$(compose_command)" "$ROOT/deploy/backup.sh" backup "$dir" >"$LOGS/compose-backup.log" 2>&1 ||
+    die "backup failed (see $LOGS/compose-backup.log)"
+  ok "backed up: database $(du -h "$dir/messenger.pgdump" | cut -f1), media $(du -h "$dir/media.tar" | cut -f1)"
+  down_quietly
+  ok "every container and volume removed"
+  start_stack
+  COMPOSE="$(compose_command)" "$ROOT/deploy/backup.sh" restore "$dir" >>"$LOGS/compose-backup.log" 2>&1 ||
+    die "restore failed (see $LOGS/compose-backup.log)"
+  ok "restored into the fresh stack"
+  "${checks[@]}" verify || die "the restored stack lost something"
+  rm -rf "$dir" "$state"
+}
+
 # Each gateway replica behind nginx counted requests of its own (read from
 # its metrics listener inside the container: the image has bash, no curl).
 replicas_served() {
@@ -276,6 +333,7 @@ case "${1:-}" in
     started=$SECONDS
     up
     checks
+    [[ $PROD == 1 ]] || backup_round_trip
     down
     echo "compose test${2:+ $2}: passed in $((SECONDS - started)) s"
     ;;

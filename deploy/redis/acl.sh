@@ -4,12 +4,13 @@
 #
 #   USERS_REDIS_PASSWORD=... GROUPS_REDIS_PASSWORD=... MESSAGES_REDIS_PASSWORD=... \
 #   MEDIA_REDIS_PASSWORD=... GATEWAY_REDIS_PASSWORD=... sh deploy/redis/acl.sh >users.acl
-#   redis-server --aclfile users.acl
+#   redis-server --aclfile users.acl --protected-mode no
 #
 # Each service's Vault secret holds redis_username=messenger-<service> and
 # its redis_password. Only the users service may write the deny-list of
 # ended sessions (deny:*); the others read it. The unauthenticated default
-# user may only PING (health probes). No service may run @dangerous or
+# user may only PING (health probes); since it has no password, Redis's
+# protected mode would refuse every client from another host: turn it off. No service may run @dangerous or
 # @admin commands (KEYS, FLUSHALL, CONFIG, ...). docker-compose.yml serves
 # users.dev.acl, this script's output for its development passwords.
 set -eu

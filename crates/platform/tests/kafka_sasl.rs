@@ -37,7 +37,6 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-
 fn spawn_tansu(dir: &std::path::Path, address: &str, authentication: bool) -> Child {
     let url = format!("tcp://{address}");
     let mut command = Command::new("tansu");

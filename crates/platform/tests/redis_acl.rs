@@ -18,7 +18,10 @@ fn acl_lines(passwords: &HashMap<&str, String>) -> String {
     let mut command = Command::new("sh");
     command.arg(format!("{ROOT}/deploy/redis/acl.sh"));
     for (service, password) in passwords {
-        command.env(format!("{}_REDIS_PASSWORD", service.to_uppercase()), password);
+        command.env(
+            format!("{}_REDIS_PASSWORD", service.to_uppercase()),
+            password,
+        );
     }
     let output = command.output().expect("sh deploy/redis/acl.sh");
     assert!(output.status.success(), "{output:?}");
@@ -53,7 +56,14 @@ impl TestUsers {
                 assert_eq!(name, "default", "{line}");
                 assert_eq!(
                     words.collect::<Vec<_>>(),
-                    ["on", "nopass", "resetkeys", "resetchannels", "-@all", "+ping"],
+                    [
+                        "on",
+                        "nopass",
+                        "resetkeys",
+                        "resetchannels",
+                        "-@all",
+                        "+ping"
+                    ],
                     "the default user may only PING"
                 );
                 continue;
@@ -127,13 +137,22 @@ async fn only_the_users_service_writes_the_deny_list() {
     let key = format!("deny:sid:{namespace}{session}");
 
     let writer = users.deny_list("users", &namespace);
-    writer.revoke(session).await.expect("the users service deny-lists");
+    writer
+        .revoke(session)
+        .await
+        .expect("the users service deny-lists");
     for reader in ["gateway", "groups", "messages", "media"] {
         let list = users.deny_list(reader, &namespace);
         assert!(list.is_revoked(session).await, "{reader} reads the list");
-        refused(list.revoke(uuid::Uuid::now_v7()).await, "a reader adds an entry");
+        refused(
+            list.revoke(uuid::Uuid::now_v7()).await,
+            "a reader adds an entry",
+        );
         let mut connection = users.connect(reader).await;
-        refused(connection.del::<_, i64>(&key).await, "a reader lifts a revocation");
+        refused(
+            connection.del::<_, i64>(&key).await,
+            "a reader lifts a revocation",
+        );
         refused(
             connection.set_ex::<_, _, ()>(&key, "0", 1).await,
             "a reader overwrites an entry",
@@ -165,7 +184,9 @@ async fn each_service_reaches_its_own_keys_and_channels_only() {
         .await
         .expect("room channels");
     refused(
-        gateway.set_ex::<_, _, ()>(format!("groups:gen:{tag}"), 1, 5).await,
+        gateway
+            .set_ex::<_, _, ()>(format!("groups:gen:{tag}"), 1, 5)
+            .await,
         "the gateway writes the groups service's cache",
     );
 
@@ -179,17 +200,23 @@ async fn each_service_reaches_its_own_keys_and_channels_only() {
         .await
         .expect("its change announcements");
     refused(
-        groups.get::<_, Option<String>>(format!("rt:seq:{tag}")).await,
+        groups
+            .get::<_, Option<String>>(format!("rt:seq:{tag}"))
+            .await,
         "the groups service reads realtime state",
     );
     refused(
-        groups.publish::<_, _, i64>(format!("rt:room:{tag}"), "x").await,
+        groups
+            .publish::<_, _, i64>(format!("rt:room:{tag}"), "x")
+            .await,
         "the groups service publishes to a room",
     );
 
     let mut media = users.connect("media").await;
     refused(
-        media.get::<_, Option<String>>(format!("rt:seq:{tag}")).await,
+        media
+            .get::<_, Option<String>>(format!("rt:seq:{tag}"))
+            .await,
         "media reads realtime state",
     );
     refused(
@@ -197,7 +224,10 @@ async fn each_service_reaches_its_own_keys_and_channels_only() {
         "media writes anything",
     );
     refused(
-        redis::cmd("KEYS").arg("*").query_async::<Vec<String>>(&mut media).await,
+        redis::cmd("KEYS")
+            .arg("*")
+            .query_async::<Vec<String>>(&mut media)
+            .await,
         "media lists keys",
     );
     refused(
@@ -240,4 +270,41 @@ fn the_dev_acl_file_is_the_scripts_output() {
         acl_lines(&passwords),
         "regenerate deploy/redis/users.dev.acl with deploy/redis/acl.sh"
     );
+}
+
+#[tokio::test]
+async fn every_service_follows_the_revocations_and_the_gateway_its_channels() {
+    use futures::StreamExt;
+    let users = TestUsers::load().await;
+    for service in SERVICES {
+        let client = redis::Client::open(users.url(service)).expect("client");
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .expect("a subscriber connection");
+        pubsub
+            .subscribe(messenger_platform::sessions::SESSIONS_REVOKED)
+            .await
+            .expect("every service follows the revocations");
+        if service == "gateway" {
+            let tag = &users.prefix;
+            pubsub
+                .subscribe(&[format!("rt:room:{tag}"), "groups:changed".to_owned()])
+                .await
+                .expect("the gateway's rooms and group changes");
+            let mut publisher = users.connect("gateway").await;
+            let _: i64 = publisher
+                .publish(format!("rt:room:{tag}"), "frame")
+                .await
+                .expect("publish");
+            let message = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                pubsub.on_message().next(),
+            )
+            .await
+            .expect("delivered within 5 s")
+            .expect("a message");
+            assert_eq!(message.get_channel_name(), format!("rt:room:{tag}"));
+        }
+    }
 }

@@ -20,6 +20,17 @@ done
   echo "kafka-configs.sh (tansu stand-in): only --alter --entity-type users" >&2
   exit 2
 }
+# Past the stand-in broker's setup phase (kafka-entrypoint.sh) the loopback
+# listener is gone and tansu takes nothing without sign-in: a kafka-init run
+# again on a set-up stack (compose up twice) finds everything made already.
+past_setup() {
+  ! tansu topic list --broker "tcp://$1" >/dev/null 2>&1 &&
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/29092' 2>/dev/null
+}
+if past_setup "$server"; then
+  echo "kafka-configs.sh (tansu stand-in): broker past its setup phase; user $name made then"
+  exit 0
+fi
 case $config in
   SCRAM-SHA-512=\[*\]) mechanism=scram512 ;;
   SCRAM-SHA-256=\[*\]) mechanism=scram256 ;;

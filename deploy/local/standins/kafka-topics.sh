@@ -26,6 +26,17 @@ while [ $# -gt 0 ]; do
     *) echo "kafka-topics.sh (tansu stand-in): unsupported option $1" >&2; exit 2 ;;
   esac
 done
+# Past the stand-in broker's setup phase (kafka-entrypoint.sh) the loopback
+# listener is gone and tansu takes nothing without sign-in: a kafka-init run
+# again on a set-up stack (compose up twice) finds everything made already.
+past_setup() {
+  ! tansu topic list --broker "tcp://$1" >/dev/null 2>&1 &&
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/29092' 2>/dev/null
+}
+if past_setup "$server"; then
+  echo "kafka-topics.sh (tansu stand-in): broker past its setup phase, nothing to do"
+  exit 0
+fi
 broker="tcp://$server"
 names() { tansu topic list --broker "$broker" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | grep -v '^__standin\.' || true; }
 case $action in

@@ -3,6 +3,7 @@
 //! consuming `media.events.v1`, authorized ranged downloads, and a sweeper
 //! of uploads never attached.
 
+pub mod backup;
 mod convert;
 mod detect;
 mod error;

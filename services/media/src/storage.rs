@@ -131,6 +131,13 @@ impl Storage {
         }
     }
 
+    /// Every stored object (for backups).
+    pub fn list(
+        &self,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.store.list(None)
+    }
+
     pub async fn size(&self, path: &Path) -> object_store::Result<u64> {
         Ok(self.store.head(path).await?.size)
     }

@@ -4,7 +4,7 @@
 //!
 //!     ./dev infra && cargo bench -p messenger-fleet --bench ws_load -- \
 //!         [--idle 10000] [--rooms 10] [--receivers 100] [--rate 1000] \\
-//!         [--e2e-rate 50] [--seconds 10]
+//!         [--e2e-rate 50] [--seconds 10] [--e2e-only]
 //!
 //! The fleet runs as its own process (the `messenger` binary) so its
 //! resident memory can be read from /proc. Phases:
@@ -44,6 +44,12 @@ struct Args {
     /// Messages/s sent through REST for the end-to-end run.
     e2e_rate: f64,
     seconds: u64,
+    /// Only the end-to-end phase (for comparing brokers or settings).
+    e2e_only: bool,
+}
+
+fn raw_flag(name: &str) -> bool {
+    std::env::args().any(|arg| arg == name)
 }
 
 fn args() -> Args {
@@ -54,6 +60,7 @@ fn args() -> Args {
         rate: 1000.0,
         e2e_rate: 50.0,
         seconds: 10,
+        e2e_only: raw_flag("--e2e-only"),
     };
     let raw: Vec<String> = std::env::args().collect();
     for pair in raw.windows(2) {
@@ -110,6 +117,13 @@ async fn main() -> anyhow::Result<()> {
     wait_ready(&http, &fleet.base).await?;
     let started = Instant::now();
     let users = seed(&http, &fleet.base, &args).await?;
+    if args.e2e_only {
+        let e2e = measure_end_to_end(&fleet, &http, &users, &args).await?;
+        report_end_to_end(&e2e);
+        drop(fleet);
+        env.cleanup().await?;
+        return Ok(());
+    }
     let idle = measure_idle(&fleet, &users.members, args.idle).await?;
     let e2e = measure_end_to_end(&fleet, &http, &users, &args).await?;
     let store = Store::new(
@@ -185,7 +199,11 @@ async fn measure_end_to_end(
         "delivery end to end: {} rooms x {} receivers, {} messages/s for {} s",
         args.rooms, args.receivers, args.e2e_rate, args.seconds
     );
-    deliver(fleet, http, users, args, Source::Rest(args.e2e_rate)).await
+    let before = http.get(&fleet.metrics).send().await?.text().await?;
+    let delivered = deliver(fleet, http, users, args, Source::Rest(args.e2e_rate)).await?;
+    let after = http.get(&fleet.metrics).send().await?.text().await?;
+    support::stages::report(&before, &after);
+    Ok(delivered)
 }
 
 /// Phase 2b: the gateway's fan-out stage alone, frames published into
@@ -217,6 +235,23 @@ async fn measure_baseline(env: &TestEnv, args: &Args) -> anyhow::Result<f64> {
         (args.rate * args.seconds as f64) as usize,
     )
     .await
+}
+
+fn report_end_to_end(e2e: &Delivered) {
+    println!(
+        "end to end: {} sent at {:.0}/s (offered {:.0}/s), {} failed; {} of {} delivered, {:.0}/s; \
+         send -> deliver p50 / p95 / p99 {} / {} / {}",
+        e2e.sent,
+        e2e.send_rate,
+        e2e.offered,
+        e2e.failed,
+        e2e.delivered,
+        e2e.expected,
+        e2e.per_second,
+        e2e.percentile(0.5),
+        e2e.percentile(0.95),
+        e2e.percentile(0.99)
+    );
 }
 
 fn report(args: &Args, idle: &IdleMemory, e2e: &Delivered, stage: &Delivered, raw: f64) {

@@ -4,6 +4,8 @@
 // Each load tool compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+pub mod stages;
+
 use messenger_platform::{CancellationToken, Config};
 use messenger_testkit::{TEST_JWT_KEYS, TestEnv};
 use serde_json::{Value, json};
@@ -19,6 +21,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct Fleet {
     pub child: std::process::Child,
     pub base: String,
+    /// The whole process's Prometheus metrics.
+    pub metrics: String,
 }
 
 impl Drop for Fleet {
@@ -30,6 +34,7 @@ impl Drop for Fleet {
 
 impl Fleet {
     pub fn start(env: &TestEnv) -> anyhow::Result<Fleet> {
+        let internal = free_port()?;
         let port = free_port()?;
         let config = &env.config;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_messenger"));
@@ -50,8 +55,13 @@ impl Fleet {
             .env("JWT_ACTIVE_KID", "test")
             .env("PASSWORD_HASH_MEMORY_KIB", "8192")
             .env("PASSWORD_HASH_ITERATIONS", "1")
-            .env("VAULT_ADDR", "")
-            .env("SERVER_INTERNAL_LISTEN", "")
+            // As the tests run it: over mTLS with certificates from OpenBao
+            // when it is there (the test kit's secret holds the test keys).
+            .env("VAULT_ADDR", &config.vault.addr)
+            .env("VAULT_TOKEN", config.vault.token.expose())
+            .env("VAULT_SECRET_PATH", &config.vault.secret_path)
+            .env("GRPC_MTLS_ENABLED", config.grpc.mtls.enabled.to_string())
+            .env("SERVER_INTERNAL_LISTEN", format!("127.0.0.1:{internal}"))
             // The environment's temporary directory: the binary's default is
             // relative to the working directory, i.e. inside the crate.
             .env("MEDIA_STORAGE_URL", media_storage_url(config))
@@ -74,6 +84,7 @@ impl Fleet {
         Ok(Fleet {
             child: command.spawn()?,
             base: format!("http://127.0.0.1:{port}"),
+            metrics: format!("http://127.0.0.1:{internal}/metrics"),
         })
     }
 

@@ -80,8 +80,9 @@ def first_answer(within=180.0, in_a_row=3, quick=2.0):
     container DNS answered slowly: a backend healthy but unable to reach
     Postgres or the users service for ~50 s). Waits until `in_a_row` probes
     in a row each answer within `quick` seconds, a probe being what touches
-    every backend but media: register (users), create a group (groups),
-    send a message in it (messages, and groups' Authorize). Prints every
+    every backend: register (users), create a group (groups), send a
+    message in it (messages, and groups' Authorize), upload a small PNG
+    (media). Prints every
     slow or failed probe and says how long the warm-up took. The checks
     after it get no retries."""
     started, streak = time.monotonic(), 0
@@ -94,6 +95,7 @@ def first_answer(within=180.0, in_a_row=3, quick=2.0):
             _, token = register(f"stack_probe_{uuid.uuid4().hex[:8]}")
             group = call("POST", "/groups", {"name": "probe"}, token)
             call("POST", f"/channels/{group['default_channel_id']}/messages", {"content": "probe"}, token)
+            call("POST", "/media?filename=probe.png", token=token, raw=png(8, 8), content_type="image/png")
             took = time.monotonic() - asked
             streak = streak + 1 if took <= quick else 0
             if took > quick:
@@ -104,7 +106,7 @@ def first_answer(within=180.0, in_a_row=3, quick=2.0):
             streak = 0
             print(f"    .. not answering yet ({str(failure)[7:70]}…)", flush=True)
             time.sleep(2.0)
-    ok(f"the API answered {in_a_row} probes (register, create a group, send) in a row within "
+    ok(f"the API answered {in_a_row} probes (register, create a group, send, upload) in a row within "
        f"{quick:.0f} s each, {time.monotonic() - started:.1f} s after the stack was up")
 
 

@@ -27,6 +27,20 @@ pub fn producer(config: &KafkaConfig, client_id: &str) -> anyhow::Result<FutureP
         .create()?)
 }
 
+/// How soon a consumer must see new records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Urgency {
+    /// Someone is waiting for them (frames to sockets): fetches are held at
+    /// most `kafka.fetch_wait_max_ms`.
+    Live,
+    /// Work that may start half a second later (thumbnails): fetches are
+    /// held at least that long, so an idle consumer costs the broker little.
+    Background,
+}
+
+/// The longest a background consumer's fetch is held.
+const BACKGROUND_FETCH_WAIT_MS: u64 = 500;
+
 /// A consumer in `group` that stores an offset only when the caller says
 /// the record is handled (`store_offset_from_message`), and commits stored
 /// offsets in the background: at-least-once, never skipping a record.
@@ -35,16 +49,20 @@ pub fn consumer(
     config: &KafkaConfig,
     group: &str,
     client_id: &str,
+    urgency: Urgency,
 ) -> anyhow::Result<rdkafka::consumer::StreamConsumer> {
+    let fetch_wait_ms = match urgency {
+        Urgency::Live => config.fetch_wait_max_ms,
+        Urgency::Background => config.fetch_wait_max_ms.max(BACKGROUND_FETCH_WAIT_MS),
+    };
     Ok(base(config, client_id)?
         .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Kafka answers a fetch as soon as data arrives; some brokers (tansu)
-        // hold it for the whole wait, which would then be every record's
-        // latency.
-        .set("fetch.wait.max.ms", "10")
+        // hold it for the whole wait, which is then every record's latency.
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
         // A replica that dies without leaving (kill -9, node loss) holds its
         // partitions until its session expires; every other member waits
         // out the rebalance meanwhile. 10 s instead of 45 s bounds that

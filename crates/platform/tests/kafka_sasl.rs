@@ -134,8 +134,13 @@ async fn a_service_signed_in_as_its_kafka_user_produces_and_consumes() {
         .await
         .expect("an authenticated producer delivers");
 
-    let consumer =
-        kafka::consumer(&signed_in.kafka, "sasl-test", "kafka-sasl-test").expect("consumer");
+    let consumer = kafka::consumer(
+        &signed_in.kafka,
+        "sasl-test",
+        "kafka-sasl-test",
+        kafka::Urgency::Live,
+    )
+    .expect("consumer");
     consumer.subscribe(&[topic.as_str()]).expect("subscribe");
     let record = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
         .await

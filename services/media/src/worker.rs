@@ -54,7 +54,12 @@ async fn start_consumer(
     let consumer = loop {
         let attempt = async {
             messenger_platform::kafka::ensure_topics(kafka, &[topic.to_owned()]).await?;
-            let consumer = messenger_platform::kafka::consumer(kafka, group, GROUP)?;
+            let consumer = messenger_platform::kafka::consumer(
+                kafka,
+                group,
+                GROUP,
+                messenger_platform::kafka::Urgency::Background,
+            )?;
             consumer.subscribe(&[topic])?;
             anyhow::Ok(consumer)
         };

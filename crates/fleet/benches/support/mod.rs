@@ -4,6 +4,7 @@
 // Each load tool compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+pub mod sends;
 pub mod stages;
 
 use messenger_platform::{CancellationToken, Config};

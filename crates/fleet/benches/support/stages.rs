@@ -22,7 +22,7 @@ pub struct Stage {
 }
 
 /// The send path's stages, in the order a message goes through them.
-pub const SEND_PATH: [Stage; 4] = [
+pub const SEND_PATH: [Stage; 5] = [
     Stage {
         name: "REST POST /channels/{id}/messages (gateway, whole request)",
         metric: "http_request_duration_seconds",
@@ -44,6 +44,11 @@ pub const SEND_PATH: [Stage; 4] = [
     Stage {
         name: "commit -> fanned out into Redis (relay, broker, consumer, Redis)",
         metric: "realtime_event_lag_seconds",
+        labels: &[],
+    },
+    Stage {
+        name: "commit -> handed to each socket (the above, Redis pub/sub, gateway)",
+        metric: "realtime_delivery_seconds",
         labels: &[],
     },
 ];

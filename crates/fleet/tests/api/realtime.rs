@@ -28,6 +28,24 @@ pub(crate) async fn join(ws: &mut Ws, room: &str) -> Value {
     joined["data"]["rooms"].clone()
 }
 
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.internal))
+        .send()
+        .await
+        .expect("operators' listener");
+    response.text().await.expect("metrics text")
+}
+
+/// The value of an unlabelled sample, 0 when absent.
+fn count(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 async fn send_all(app: &TestApp, author: &User, channel: &str, texts: &[String]) {
     for text in texts {
         send(app, author, channel, text).await;
@@ -72,6 +90,16 @@ async fn members_receive_every_message_in_order_and_outsiders_nothing() {
     }
     assert!(frames.iter().all(|f| f["room_id"] == channel.as_str()));
     assert_eq!(frames[0]["data"]["author_id"], ann.id.as_str());
+    // Each delivery is timed from its commit: to Redis, and to the socket.
+    let metrics = metrics_text(&app).await;
+    assert!(
+        count(&metrics, "realtime_event_lag_seconds_count") >= 8.0,
+        "{metrics}"
+    );
+    assert!(
+        count(&metrics, "realtime_delivery_seconds_count") >= 8.0,
+        "{metrics}"
+    );
 
     // Edits, reactions and deletes follow the messages in the same room.
     let id = frames[0]["data"]["id"].as_str().expect("id").to_owned();

@@ -197,6 +197,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Scalar,
     ),
     (
+        "KAFKA_FETCH_WAIT_MAX_MS",
+        "kafka.fetch_wait_max_ms",
+        Kind::Scalar,
+    ),
+    (
         "KAFKA_IDEMPOTENT_PRODUCER",
         "kafka.idempotent_producer",
         Kind::Scalar,

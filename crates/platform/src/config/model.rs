@@ -137,6 +137,9 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     pub replication_factor: i32,
     pub message_timeout_ms: u64,
+    /// How long the broker may hold a live consumer's fetch while it has no
+    /// new records (librdkafka's `fetch.wait.max.ms`).
+    pub fetch_wait_max_ms: u64,
     pub idempotent_producer: bool,
     pub producer_rebuild_after_seconds: u64,
     /// How clients reach the brokers: `plaintext`, `ssl`, `sasl_plaintext`
@@ -387,6 +390,7 @@ impl Config {
         positive("auth.access_ttl_seconds", self.auth.access_ttl_seconds)?;
         positive("auth.refresh_ttl_seconds", self.auth.refresh_ttl_seconds)?;
         positive("kafka.message_timeout_ms", self.kafka.message_timeout_ms)?;
+        positive("kafka.fetch_wait_max_ms", self.kafka.fetch_wait_max_ms)?;
         positive(
             "kafka.producer_rebuild_after_seconds",
             self.kafka.producer_rebuild_after_seconds,

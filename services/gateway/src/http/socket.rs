@@ -30,9 +30,11 @@ pub async fn upgrade(
     let address = app.guard().client_ip(Some(peer), &headers);
     let token = params.token.or_else(|| protocol_token(&headers));
     // Small buffers: an idle socket should cost kilobytes, not the 128 KiB
-    // read buffer the WebSocket library allocates by default.
+    // read buffer the WebSocket library allocates by default. Clients send
+    // small frames (pongs, joins, typing); a larger one grows the buffer
+    // for as long as it takes to read it.
     ws.protocols(["bearer"])
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
         .max_message_size(crate::realtime::MAX_CLIENT_FRAME)

@@ -14,8 +14,9 @@
 //! frames but never drops them.
 
 use crate::realtime::frames;
-use crate::realtime::store::{Outgoing, Store};
+use crate::realtime::store::{Event, Outgoing, Store};
 use crate::realtime::translate::{self, Delivery};
+use futures::StreamExt as _;
 use messenger_platform::{CancellationToken, Config};
 use messenger_proto::Topic;
 use messenger_proto::groups::v1::GroupsEvent;
@@ -74,7 +75,12 @@ async fn start_consumer(
     let consumer = loop {
         let attempt = async {
             messenger_platform::kafka::ensure_topics(kafka, topics).await?;
-            let consumer = messenger_platform::kafka::consumer(kafka, group, "gateway-fanout")?;
+            let consumer = messenger_platform::kafka::consumer(
+                kafka,
+                group,
+                "gateway-fanout",
+                messenger_platform::kafka::Urgency::Live,
+            )?;
             assign_every_partition(consumer, topics.to_vec()).await
         };
         match attempt.await {
@@ -93,78 +99,88 @@ async fn start_consumer(
     Some(consumer)
 }
 
+/// Most records published to Redis in one call. Their frames reach a
+/// room's sockets as one burst, which each socket's queue takes on top of
+/// `websocket.send_queue_frames`: a client that reads is never cut off for
+/// a burst.
+pub const BATCH: usize = 64;
+
 /// Fans records out until shutdown (`None`) or until the consumer has a
-/// fatal error (`Some(reason)`).
+/// fatal error (`Some(reason)`). Whatever the consumer already holds goes
+/// to Redis together (one round trip, in order), so a burst costs one
+/// round trip rather than one per record.
 async fn consume(
     consumer: &StreamConsumer,
     subscribed: &[(String, Topic)],
     store: &Store,
     shutdown: &CancellationToken,
 ) -> Option<String> {
+    let mut records = consumer.stream().ready_chunks(BATCH);
     loop {
-        let record = tokio::select! {
+        let batch = tokio::select! {
             _ = shutdown.cancelled() => return None,
-            record = consumer.recv() => record,
+            batch = records.next() => batch?,
         };
-        let record = match record {
-            Ok(record) => record,
-            Err(err) => {
-                tracing::debug!(error = %err, "fan-out consumer error");
-                if let Some(fatal) = messenger_platform::kafka::fatal_error(consumer.client()) {
-                    return Some(fatal);
-                }
-                continue;
-            }
-        };
-        let Some(Decoded {
-            event_id,
-            occurred_at,
-            deliveries,
-        }) = decode(subscribed, record.topic(), record.payload())
-        else {
-            // Not ours to understand (a newer schema): skip, but keep going.
-            if let Err(err) = consumer.store_offset_from_message(&record) {
-                tracing::warn!(error = %err, "cannot store fan-out offset");
-            }
-            continue;
-        };
-        let outgoing: Vec<Outgoing> = deliveries
-            .into_iter()
-            .map(|delivery| {
-                let (head, tail) = frames::sequenced_parts(
-                    delivery.kind,
-                    &delivery.room.id().to_string(),
-                    &delivery.data,
-                );
-                Outgoing {
-                    room: delivery.room,
-                    head,
-                    tail,
-                }
-            })
-            .collect();
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.publish(&event_id, &outgoing).await {
-                Ok(published) => {
-                    if published {
-                        metrics::counter!("ws_events_fanned_out_total").increment(1);
-                        record_delivery_lag(occurred_at);
-                    }
-                    break;
-                }
+        let mut received = Vec::with_capacity(batch.len());
+        for record in batch {
+            match record {
+                Ok(record) => received.push(record),
                 Err(err) => {
-                    tracing::warn!(error = %err, "fan-out cannot publish to Redis; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
+                    tracing::debug!(error = %err, "fan-out consumer error");
+                    if let Some(fatal) = messenger_platform::kafka::fatal_error(consumer.client()) {
+                        return Some(fatal);
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        if let Err(err) = consumer.store_offset_from_message(&record) {
-            tracing::warn!(error = %err, "cannot store fan-out offset");
+        // Records not ours to understand (a newer schema) are skipped, and
+        // their offsets stored with the rest.
+        let decoded: Vec<Decoded> = received
+            .iter()
+            .filter_map(|record| decode(subscribed, record.topic(), record.payload()))
+            .collect();
+        if !publish(store, &decoded, shutdown).await {
+            return None;
+        }
+        for record in &received {
+            if let Err(err) = consumer.store_offset_from_message(record) {
+                tracing::warn!(error = %err, "cannot store fan-out offset");
+            }
+        }
+    }
+}
+
+/// Publishes the events' frames, retrying until Redis takes them; `false`
+/// when shut down first.
+async fn publish(store: &Store, decoded: &[Decoded], shutdown: &CancellationToken) -> bool {
+    let events: Vec<Event<'_>> = decoded
+        .iter()
+        .map(|event| Event {
+            id: &event.event_id,
+            committed_at_ms: event.occurred_at_ms,
+            frames: &event.frames,
+        })
+        .collect();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.publish_batch(&events).await {
+            Ok(published) => {
+                for (event, published) in decoded.iter().zip(published) {
+                    if published {
+                        metrics::counter!("ws_events_fanned_out_total").increment(1);
+                        record_delivery_lag(event.occurred_at_ms);
+                    }
+                }
+                return true;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "fan-out cannot publish to Redis; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }
@@ -204,12 +220,11 @@ async fn assign_every_partition(
         .map_err(|_| anyhow::anyhow!("the metadata reader still holds the consumer"))
 }
 
-/// The event id and the frames of one record.
-/// An event's id, when it happened, and its frames.
+/// An event's id, when it was committed, and its frames.
 struct Decoded {
     event_id: String,
-    occurred_at: Option<prost_types::Timestamp>,
-    deliveries: Vec<Delivery>,
+    occurred_at_ms: Option<i64>,
+    frames: Vec<Outgoing>,
 }
 
 fn decode(subscribed: &[(String, Topic)], topic: &str, payload: Option<&[u8]>) -> Option<Decoded> {
@@ -229,23 +244,36 @@ fn decode(subscribed: &[(String, Topic)], topic: &str, payload: Option<&[u8]>) -
     };
     Some(Decoded {
         event_id: meta.event_id,
-        occurred_at: meta.occurred_at,
-        deliveries,
+        occurred_at_ms: meta.occurred_at.and_then(unix_ms),
+        frames: deliveries.into_iter().map(outgoing).collect(),
     })
 }
 
+fn outgoing(delivery: Delivery) -> Outgoing {
+    let (head, tail) = frames::sequenced_parts(
+        delivery.kind,
+        &delivery.room.id().to_string(),
+        &delivery.data,
+    );
+    Outgoing {
+        room: delivery.room,
+        head,
+        tail,
+    }
+}
+
+fn unix_ms(at: prost_types::Timestamp) -> Option<i64> {
+    let ms = at
+        .seconds
+        .checked_mul(1000)?
+        .checked_add(i64::from(at.nanos) / 1_000_000)?;
+    (ms > 0).then_some(ms)
+}
+
 /// Seconds from the change (committed with its event) to its frames'
-/// publication to the sockets' Redis channels: the send→deliver time but
-/// for the last, sub-millisecond hop.
-fn record_delivery_lag(occurred_at: Option<prost_types::Timestamp>) {
-    let Some(at) = occurred_at else { return };
-    let now = time::OffsetDateTime::now_utc();
-    let Ok(then) = time::OffsetDateTime::from_unix_timestamp(at.seconds) else {
-        return;
-    };
-    let then = then + time::Duration::nanoseconds(i64::from(at.nanos));
-    let lag = (now - then).as_seconds_f64();
-    if lag >= 0.0 {
+/// publication to the sockets' Redis channels.
+fn record_delivery_lag(occurred_at_ms: Option<i64>) {
+    if let Some(lag) = occurred_at_ms.and_then(crate::realtime::store::seconds_since) {
         metrics::histogram!("realtime_event_lag_seconds").record(lag);
     }
 }

@@ -22,20 +22,26 @@ pub const GROUP_CHANGES: &str = "groups:changed";
 /// What the hub tells a socket.
 #[derive(Debug)]
 pub enum Signal {
-    /// A published frame; `seq` 0 for frames that are not numbered,
-    /// `event` empty for frames that come from no event.
-    Frame {
-        room: Room,
-        seq: u64,
-        event: Arc<str>,
-        frame: Arc<str>,
-    },
+    /// A published frame, shared by every socket in its room. Behind one
+    /// pointer so that a signal is small: each socket's queue allocates
+    /// room for 32 signals up front, idle or not.
+    Frame(Arc<Published>),
     /// Frames may have been missed: catch up from the logs.
     CatchUp,
     /// Who may read this group changed: check the rooms again.
     Revalidate(Uuid),
     /// The socket's session ended: close it.
     Revoked,
+}
+
+/// A frame as published to a room; `seq` 0 for frames that are not
+/// numbered, `event` empty for frames that come from no event.
+#[derive(Debug)]
+pub struct Published {
+    pub room: Room,
+    pub seq: u64,
+    pub event: Box<str>,
+    pub frame: Box<str>,
 }
 
 struct Socket {
@@ -273,8 +279,12 @@ impl Hub {
         else {
             return;
         };
-        let event: Arc<str> = Arc::from(event);
-        let frame: Arc<str> = Arc::from(frame);
+        let published = Arc::new(Published {
+            room,
+            seq,
+            event: event.into(),
+            frame: frame.into(),
+        });
         let sockets: Vec<u64> = self
             .routes()
             .rooms
@@ -282,12 +292,7 @@ impl Hub {
             .map(|sockets| sockets.iter().copied().collect())
             .unwrap_or_default();
         metrics::counter!("ws_frames_routed_total").increment(sockets.len() as u64);
-        self.send(sockets, || Signal::Frame {
-            room,
-            seq,
-            event: event.clone(),
-            frame: frame.clone(),
-        });
+        self.send(sockets, || Signal::Frame(published.clone()));
     }
 
     /// Keeps the subscriber connection up until `shutdown`.

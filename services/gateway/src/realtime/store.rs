@@ -7,32 +7,47 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// Publishes an event's frames once: the first caller for an event id
-/// numbers each frame in its room, appends it to the room's log and
-/// publishes it; a repeat (Kafka redelivery) does nothing. A room's first
-/// number is the current Unix time × 1000, so numbers keep increasing even
-/// if Redis loses its data (clients then see a gap and resync), while
-/// staying below 10^14: Lua prints numbers with 14 significant digits.
-/// Log entries and published payloads carry the event id, so a socket can
-/// drop an event published again after Redis lost the claim.
+/// Publishes a batch of events' frames, each event once: the first caller
+/// for an event id numbers each frame in its room, appends it to the room's
+/// log and publishes it; a repeat (Kafka redelivery) does nothing. Returns
+/// 1 or 0 per event, in order. A room's first number is the current Unix
+/// time × 1000, so numbers keep increasing even if Redis loses its data
+/// (clients then see a gap and resync), while staying below 10^14: Lua
+/// prints numbers with 14 significant digits. Log entries and published
+/// payloads carry the event's token (its id, and when it was committed), so
+/// a socket can drop an event published again after Redis lost the claim.
+/// One call for many events is one round trip, and keeps their order.
+///
+/// ARGV: claim TTL, log length, log TTL, first number; then per event its
+/// claim key, token and frame count, followed by room, head, tail per frame.
 const PUBLISH: &str = r"
-if redis.call('SET', ARGV[1], '1', 'NX', 'EX', ARGV[2]) == false then return 0 end
-local event = ARGV[6]
-for i = 7, #ARGV, 3 do
-  local room = ARGV[i]
-  local counter = 'rt:seq:' .. room
-  local seq = redis.call('INCR', counter)
-  if seq == 1 then
-    seq = redis.call('INCRBY', counter, ARGV[5])
-    redis.call('SET', 'rt:first:' .. room, seq)
+local published = {}
+local i = 5
+while i <= #ARGV do
+  local claimed = redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[1])
+  local event = ARGV[i + 1]
+  local frames = tonumber(ARGV[i + 2])
+  i = i + 3
+  if claimed then
+    for f = i, i + 3 * (frames - 1), 3 do
+      local room = ARGV[f]
+      local counter = 'rt:seq:' .. room
+      local seq = redis.call('INCR', counter)
+      if seq == 1 then
+        seq = redis.call('INCRBY', counter, ARGV[4])
+        redis.call('SET', 'rt:first:' .. room, seq)
+      end
+      local frame = ARGV[f + 1] .. seq .. ARGV[f + 2]
+      local log = 'rt:log:' .. room
+      redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], seq .. '-1', 'f', frame, 'e', event)
+      redis.call('EXPIRE', log, ARGV[3])
+      redis.call('PUBLISH', 'rt:room:' .. room, seq .. ' ' .. event .. '\n' .. frame)
+    end
   end
-  local frame = ARGV[i + 1] .. seq .. ARGV[i + 2]
-  local log = 'rt:log:' .. room
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[3], seq .. '-1', 'f', frame, 'e', event)
-  redis.call('EXPIRE', log, ARGV[4])
-  redis.call('PUBLISH', 'rt:room:' .. room, seq .. ' ' .. event .. '\n' .. frame)
+  published[#published + 1] = claimed and 1 or 0
+  i = i + 3 * frames
 end
-return 1
+return published
 ";
 
 /// A connection comes online: returns 1 when it is the user's first live
@@ -140,6 +155,39 @@ pub struct Logged {
     pub frame: String,
 }
 
+/// One event to publish: its frames, and when it was committed.
+pub struct Event<'a> {
+    pub id: &'a str,
+    pub committed_at_ms: Option<i64>,
+    pub frames: &'a [Outgoing],
+}
+
+impl Event<'_> {
+    /// What the log and the published payloads carry: the event id, and
+    /// `@` with the commit time in Unix milliseconds when it is known (for
+    /// the send → deliver measurement at each socket). Sockets treat the
+    /// whole token as opaque for their once-per-event check.
+    fn token(&self) -> String {
+        match self.committed_at_ms {
+            Some(at) => format!("{}@{at}", self.id),
+            None => self.id.to_owned(),
+        }
+    }
+}
+
+/// When an event was committed, from its token (see [`Event`]).
+pub fn committed_at_ms(token: &str) -> Option<i64> {
+    token.rsplit_once('@')?.1.parse().ok()
+}
+
+/// Seconds from `committed_at_ms` (Unix milliseconds) until now; `None` if
+/// that is in the future (clocks of different hosts).
+pub fn seconds_since(committed_at_ms: i64) -> Option<f64> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let lag_ms = now - i128::from(committed_at_ms);
+    (lag_ms >= 0).then(|| lag_ms as f64 / 1000.0)
+}
+
 /// One frame to number and publish.
 pub struct Outgoing {
     pub room: Room,
@@ -179,23 +227,42 @@ impl Store {
 
     /// Publishes the frames of one event, once per `event_id`.
     pub async fn publish(&self, event_id: &str, frames: &[Outgoing]) -> redis::RedisResult<bool> {
+        let event = Event {
+            id: event_id,
+            committed_at_ms: None,
+            frames,
+        };
+        let published = self.publish_batch(&[event]).await?;
+        Ok(published.first() == Some(&true))
+    }
+
+    /// Publishes the frames of several events, in order, each once per
+    /// event id, in one round trip: which of them this call published.
+    pub async fn publish_batch(&self, events: &[Event<'_>]) -> redis::RedisResult<Vec<bool>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut connection = self.connection().await?;
         let mut invocation = self.publish.prepare_invoke();
         invocation
-            .arg(format!("rt:evt:{event_id}"))
             .arg(DEDUP_TTL_SECONDS)
             .arg(self.room_history)
             .arg(LOG_TTL_SECONDS)
-            .arg(now_ms() / 1000 * 1000)
-            .arg(event_id);
-        for frame in frames {
+            .arg(now_ms() / 1000 * 1000);
+        for event in events {
             invocation
-                .arg(frame.room.key())
-                .arg(&frame.head)
-                .arg(&frame.tail);
+                .arg(format!("rt:evt:{}", event.id))
+                .arg(event.token())
+                .arg(event.frames.len());
+            for frame in event.frames {
+                invocation
+                    .arg(frame.room.key())
+                    .arg(&frame.head)
+                    .arg(&frame.tail);
+            }
         }
-        let published: i64 = invocation.invoke_async(&mut connection).await?;
-        Ok(published == 1)
+        let published: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        Ok(published.into_iter().map(|flag| flag == 1).collect())
     }
 
     /// The room's latest sequence number (0 before its first frame).
@@ -398,5 +465,121 @@ impl Store {
             .iter()
             .filter_map(|user| uuid::Uuid::parse_str(user).ok())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, Outgoing, Store, committed_at_ms};
+    use crate::realtime::rooms::Room;
+    use futures::StreamExt;
+    use uuid::Uuid;
+
+    #[test]
+    fn tokens_carry_the_commit_time_when_known() {
+        let frames = [];
+        let timed = Event {
+            id: "evt-1",
+            committed_at_ms: Some(1_765_000_000_123),
+            frames: &frames,
+        };
+        assert_eq!(timed.token(), "evt-1@1765000000123");
+        assert_eq!(committed_at_ms(&timed.token()), Some(1_765_000_000_123));
+        let untimed = Event {
+            committed_at_ms: None,
+            ..timed
+        };
+        assert_eq!(untimed.token(), "evt-1");
+        assert_eq!(committed_at_ms("evt-1"), None);
+        assert_eq!(committed_at_ms("evt@soon"), None);
+    }
+
+    fn frame(room: Room, text: &str) -> Outgoing {
+        Outgoing {
+            room,
+            head: format!("{{\"text\":\"{text}\",\"seq\":"),
+            tail: "}".to_owned(),
+        }
+    }
+
+    /// One call publishes many events in order, numbers each room's frames
+    /// consecutively, and skips the events already published.
+    #[tokio::test]
+    async fn a_batch_publishes_in_order_and_each_event_once() {
+        let vars = [
+            ("JWT_KEYS", "test:store-tests-secret-0123456789abcdef"),
+            ("KAFKA_ENABLED", "false"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let config = messenger_platform::Config::load(None, vars).expect("test settings");
+        let client = redis::Client::open(config.redis.url()).expect("redis url");
+        let store = Store::new(client.clone(), 100, "store-test");
+        let room = Room::Conversation(Uuid::new_v4());
+        let mut pubsub = client.get_async_pubsub().await.expect("subscriber");
+        pubsub
+            .subscribe(room.pubsub_channel())
+            .await
+            .expect("subscribe");
+        let mut published = pubsub.into_on_message();
+
+        let ids: Vec<String> = (0..3).map(|_| Uuid::new_v4().to_string()).collect();
+        let frames: Vec<[Outgoing; 1]> = (0..3).map(|n| [frame(room, &n.to_string())]).collect();
+        let events: Vec<Event<'_>> = ids
+            .iter()
+            .zip(&frames)
+            .map(|(id, frames)| Event {
+                id,
+                committed_at_ms: Some(1_000),
+                frames,
+            })
+            .collect();
+        let first = store.publish_batch(&events[..2]).await.expect("publish");
+        assert_eq!(first, vec![true, true]);
+        // The second event again, with the third: only the third is new.
+        let second = store.publish_batch(&events[1..]).await.expect("publish");
+        assert_eq!(second, vec![false, true]);
+
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(5), published.next())
+                .await
+                .expect("published in time")
+                .expect("subscription open");
+            seen.push(message.get_payload::<String>().expect("text"));
+        }
+        let seqs: Vec<u64> = seen
+            .iter()
+            .map(|payload| {
+                payload
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("seq")
+            })
+            .collect();
+        assert_eq!(seqs[1], seqs[0] + 1);
+        assert_eq!(seqs[2], seqs[1] + 1);
+        for (payload, n) in seen.iter().zip(0..) {
+            assert!(payload.contains(&format!("{}@1000\n", ids[n])), "{payload}");
+            assert!(payload.contains(&format!("\"text\":\"{n}\"")), "{payload}");
+        }
+        assert_eq!(store.current_seq(room).await.expect("seq"), seqs[2]);
+
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connection");
+        let key = room.key();
+        let mut keys = vec![
+            format!("rt:seq:{key}"),
+            format!("rt:first:{key}"),
+            format!("rt:log:{key}"),
+        ];
+        keys.extend(ids.iter().map(|id| format!("rt:evt:{id}")));
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut connection)
+            .await
+            .expect("clean up");
     }
 }

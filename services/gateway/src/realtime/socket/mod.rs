@@ -142,46 +142,44 @@ pub async fn serve<W: Outgoing, R: Incoming>(
 ) {
     let token = match token {
         Some(token) => Some(token),
-        None => first_auth_frame(&mut stream).await,
+        None => Box::pin(first_auth_frame(&mut stream)).await,
     };
     let Some(token) = token else {
         let closing = Closing(close::UNAUTHENTICATED, "send an access token");
-        return say_goodbye(&mut sink, &mut stream, closing).await;
+        return Box::pin(say_goodbye(&mut sink, &mut stream, closing)).await;
     };
-    let (principal, expires_at) = match realtime.tokens.verify(&token).await {
+    // One-time steps are boxed, so the connection's future stays small
+    // while it waits (see `run`).
+    let (principal, expires_at) = match Box::pin(realtime.tokens.verify(&token)).await {
         Ok(verified) => verified,
         Err(Rejected::Token(TokenError::Expired)) => {
             let closing = Closing(close::TOKEN_EXPIRED, "the access token has expired");
-            return say_goodbye(&mut sink, &mut stream, closing).await;
+            return Box::pin(say_goodbye(&mut sink, &mut stream, closing)).await;
         }
         Err(_) => {
             let closing = Closing(close::UNAUTHENTICATED, "invalid access token");
-            return say_goodbye(&mut sink, &mut stream, closing).await;
+            return Box::pin(say_goodbye(&mut sink, &mut stream, closing)).await;
         }
     };
     let budget = realtime
         .frames_per_second
         .map(crate::ratelimit::FrameBudget::new);
     let id = realtime.next_socket.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::channel(realtime.settings.send_queue_frames.max(1));
+    let (tx, rx) =
+        mpsc::channel(realtime.settings.send_queue_frames.max(1) + crate::realtime::fanout::BATCH);
     let overflow = Arc::new(tokio::sync::Notify::new());
     // Registered under its session before the deny-list is read: a
     // revocation published in between then still reaches this socket.
     realtime
         .hub
         .add_socket(id, principal.session_id, tx, overflow.clone());
-    if realtime
-        .tokens
-        .deny_list()
-        .is_revoked(principal.session_id)
-        .await
-    {
-        realtime.hub.remove_socket(id).await;
+    if Box::pin(realtime.tokens.deny_list().is_revoked(principal.session_id)).await {
+        Box::pin(realtime.hub.remove_socket(id)).await;
         let closing = Closing(
             close::SESSION_REVOKED,
             "the session has ended; sign in again",
         );
-        return say_goodbye(&mut sink, &mut stream, closing).await;
+        return Box::pin(say_goodbye(&mut sink, &mut stream, closing)).await;
     }
     let mut connection = Connection {
         id,
@@ -201,11 +199,13 @@ pub async fn serve<W: Outgoing, R: Incoming>(
         throttled: false,
     };
     let ending = connection.run(&mut stream, rx).await;
-    realtime.hub.remove_socket(id).await;
-    connection.went_away().await;
+    Box::pin(realtime.hub.remove_socket(id)).await;
+    Box::pin(connection.went_away()).await;
     match ending {
-        Ending::Server(closing) => say_goodbye(&mut connection.sink, &mut stream, closing).await,
-        Ending::ClientClosed => answer_close(&mut connection.sink).await,
+        Ending::Server(closing) => {
+            Box::pin(say_goodbye(&mut connection.sink, &mut stream, closing)).await
+        }
+        Ending::ClientClosed => Box::pin(answer_close(&mut connection.sink)).await,
         Ending::Lost => {}
     }
 }
@@ -338,7 +338,9 @@ impl<W: Outgoing> Connection<W> {
     }
 
     async fn run(&mut self, stream: &mut impl Incoming, mut rx: mpsc::Receiver<Signal>) -> Ending {
-        if let Err(closing) = self.start().await {
+        // Rare or one-time steps are boxed: the future of every idle
+        // socket is as large as its largest await point.
+        if let Err(closing) = Box::pin(self.start()).await {
             return Ending::Server(closing);
         }
         let settings = &self.realtime.settings;
@@ -367,14 +369,14 @@ impl<W: Outgoing> Connection<W> {
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         if self.within_budget() {
-                            self.on_client_frame(&text, &mut answered_beats).await
+                            Box::pin(self.on_client_frame(&text, &mut answered_beats)).await
                         } else if !std::mem::replace(&mut self.throttled, true) {
-                            self.send(&frames::error("rate_limited", "too many frames; slow down")).await
+                            Box::pin(self.send(&frames::error("rate_limited", "too many frames; slow down"))).await
                         } else {
                             Ok(())
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => self.send(&frames::error("invalid_frame", "frames are JSON text")).await,
+                    Some(Ok(Message::Binary(_))) => Box::pin(self.send(&frames::error("invalid_frame", "frames are JSON text"))).await,
                     Some(Ok(Message::Close(_))) => return Ending::ClientClosed,
                     None | Some(Err(_)) => return Ending::Lost,
                     Some(Ok(_)) => Ok(()), // pings are answered by the socket itself
@@ -388,7 +390,7 @@ impl<W: Outgoing> Connection<W> {
                         Err(Closing(close::HEARTBEAT_TIMEOUT, "two heartbeats went unanswered"))
                     } else {
                         sent_beats += 1;
-                        self.heartbeat(sent_beats).await
+                        Box::pin(self.heartbeat(sent_beats)).await
                     }
                 }
             };

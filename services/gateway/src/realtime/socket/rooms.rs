@@ -4,7 +4,7 @@
 
 use super::{Closing, Connection, Joined, Outgoing, RecentEvents};
 use crate::realtime::frames::{self, ClientFrame, close};
-use crate::realtime::hub::Signal;
+use crate::realtime::hub::{Published, Signal};
 use crate::realtime::rooms::Room;
 use crate::realtime::store::Logged;
 use messenger_platform::auth::Principal;
@@ -342,61 +342,66 @@ impl<W: Outgoing> Connection<W> {
         Ok((complete, sent))
     }
 
+    /// After the subscriber was away: frames may have been missed in any
+    /// room, and revocations announced meanwhile were not heard (the
+    /// deny-list still has them).
+    async fn catch_up_everywhere(&mut self) -> Result<(), Closing> {
+        if self
+            .realtime
+            .tokens
+            .deny_list()
+            .is_revoked(self.session)
+            .await
+        {
+            return Err(Closing(
+                close::SESSION_REVOKED,
+                "the session has ended; sign in again",
+            ));
+        }
+        let rooms: Vec<Room> = self.rooms.keys().copied().collect();
+        for room in rooms {
+            self.catch_up(room, None).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn on_signal(&mut self, signal: Signal) -> Result<(), Closing> {
         match signal {
-            Signal::Frame {
-                room,
-                seq,
-                event,
-                frame,
-            } => {
+            Signal::Frame(published) => {
+                let Published {
+                    room,
+                    seq,
+                    ref event,
+                    ref frame,
+                } = *published;
                 let Some(last) = self.rooms.get(&room).map(|joined| joined.last_seq) else {
                     return Ok(()); // left meanwhile
                 };
                 if seq == 0 {
-                    return self.send(&frame).await;
+                    return self.send(frame).await;
                 }
                 if seq <= last {
                     return Ok(()); // already delivered (replay or duplicate)
                 }
                 if seq > last + 1 {
-                    self.catch_up(room, Some(seq - 1)).await?;
+                    Box::pin(self.catch_up(room, Some(seq - 1))).await?;
                 }
                 let Some(joined) = self.rooms.get_mut(&room) else {
                     return Ok(());
                 };
                 joined.last_seq = seq;
-                if !joined.recent.first_time(&event) {
+                if !joined.recent.first_time(event) {
                     return Ok(()); // published again after Redis lost its data
                 }
-                self.send(&frame).await?;
+                record_send_to_deliver(event);
+                self.send(frame).await?;
                 if room == Room::User(self.user) {
-                    self.on_own_event(&frame).await?;
+                    Box::pin(self.on_own_event(frame)).await?;
                 }
                 Ok(())
             }
-            Signal::CatchUp => {
-                // Revocations announced while the subscriber was away were
-                // not heard: the deny-list still has them.
-                if self
-                    .realtime
-                    .tokens
-                    .deny_list()
-                    .is_revoked(self.session)
-                    .await
-                {
-                    return Err(Closing(
-                        close::SESSION_REVOKED,
-                        "the session has ended; sign in again",
-                    ));
-                }
-                let rooms: Vec<Room> = self.rooms.keys().copied().collect();
-                for room in rooms {
-                    self.catch_up(room, None).await?;
-                }
-                Ok(())
-            }
-            Signal::Revalidate(group) => self.revalidate(group).await,
+            Signal::CatchUp => Box::pin(self.catch_up_everywhere()).await,
+            Signal::Revalidate(group) => Box::pin(self.revalidate(group)).await,
             Signal::Revoked => Err(Closing(
                 close::SESSION_REVOKED,
                 "the session has ended; sign in again",
@@ -459,5 +464,15 @@ impl<W: Outgoing> Connection<W> {
             }
         }
         Ok(())
+    }
+}
+
+/// Seconds from the commit of a live event to its frame handed to this
+/// socket's writer: the send → deliver time a person feels, but for the
+/// REST call before the commit (`http_request_duration_seconds`).
+fn record_send_to_deliver(event: &str) {
+    use crate::realtime::store::{committed_at_ms, seconds_since};
+    if let Some(lag) = committed_at_ms(event).and_then(seconds_since) {
+        metrics::histogram!("realtime_delivery_seconds").record(lag);
     }
 }

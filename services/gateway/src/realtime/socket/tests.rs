@@ -395,7 +395,8 @@ async fn a_client_that_stops_reading_is_closed_as_slow() {
     client.expect("room_joined").await;
 
     client.reading.store(false, Ordering::SeqCst);
-    for n in 0..16 {
+    // The queue takes one fan-out burst on top of its 2 frames.
+    for n in 0..(2 + crate::realtime::fanout::BATCH + 16) {
         fixture.publish(&format!("burst {n}")).await;
     }
     assert_eq!(client.close_code().await, close::SLOW_CONSUMER);
@@ -485,4 +486,33 @@ fn recent_events_pass_each_event_once_within_the_window() {
     // "a" fell out of the window; the newest are still known.
     assert!(recent.first_time("a"));
     assert!(!recent.first_time(&(RECENT_EVENTS - 1).to_string()));
+}
+
+/// What an idle socket costs the gateway, in the parts this crate decides:
+/// its task's future and its queue's signals (the queue allocates room for
+/// 32 of them up front). A larger future or signal shows here first; the
+/// whole figure is measured by the `ws_load` tool (docs/benchmarks.md).
+#[tokio::test]
+async fn an_idle_socket_stays_small() {
+    let fixture = Fixture::start(&[]).await;
+    let (_to_socket, incoming) = unbounded();
+    let (outgoing, _from_socket) = unbounded();
+    let sink = ClientEnd {
+        frames: outgoing,
+        reading: Arc::new(AtomicBool::new(true)),
+    };
+    let connection = serve(
+        sink,
+        incoming,
+        Arc::clone(&fixture.realtime),
+        Some(fixture.token(Uuid::new_v4())),
+        "127.0.0.1".to_owned(),
+    );
+    let future_bytes = std::mem::size_of_val(&connection);
+    let signal_bytes = std::mem::size_of::<crate::realtime::hub::Signal>();
+    println!("connection future {future_bytes} B, signal {signal_bytes} B");
+    assert!(signal_bytes <= 24, "signal {signal_bytes} B");
+    assert!(future_bytes <= 2048, "connection future {future_bytes} B");
+    drop(connection);
+    fixture.clean_up().await;
 }

@@ -35,6 +35,11 @@ impl Drop for Fleet {
 
 impl Fleet {
     pub fn start(env: &TestEnv) -> anyhow::Result<Fleet> {
+        Fleet::start_with(env, &[])
+    }
+
+    /// Started with `extra` environment settings on top.
+    pub fn start_with(env: &TestEnv, extra: &[(&str, String)]) -> anyhow::Result<Fleet> {
         let internal = free_port()?;
         let port = free_port()?;
         let config = &env.config;
@@ -69,6 +74,7 @@ impl Fleet {
             .env("RUST_LOG", "warn")
             .envs(messenger_platform::config::local_broker_settings())
             .envs(messenger_platform::config::load_tool_allowances())
+            .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
             .stdout(std::process::Stdio::null());
         for service in ["USERS", "GROUPS", "MESSAGES", "MEDIA"] {
             let grpc = free_port()?;

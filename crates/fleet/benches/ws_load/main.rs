@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let args = args();
     let env = TestEnv::new().await?;
     // The fleet migrates its own schemas on start.
-    let fleet = Fleet::start(&env)?;
+    let fleet = Fleet::start_with(&env, &soak::settings(&args))?;
     let http = reqwest::Client::new();
     wait_ready(&http, &fleet.base).await?;
     let started = Instant::now();

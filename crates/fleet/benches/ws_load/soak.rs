@@ -12,6 +12,18 @@ use messenger_platform::CancellationToken;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The soak's sockets and senders keep the tokens they started with (this
+/// tool does not refresh them as an app would): access tokens outlive the
+/// soak, or every socket would close when they expire (15 minutes by
+/// default). Nothing for the other modes.
+pub fn settings(args: &Args) -> Vec<(&'static str, String)> {
+    if args.soak_minutes == 0 {
+        return Vec::new();
+    }
+    let seconds = (args.soak_minutes + 10) * 60;
+    vec![("JWT_ACCESS_TTL_SECONDS", seconds.to_string())]
+}
+
 pub async fn run(
     fleet: &Fleet,
     http: &reqwest::Client,

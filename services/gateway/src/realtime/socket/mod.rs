@@ -346,6 +346,10 @@ impl<W: Outgoing> Connection<W> {
         let settings = &self.realtime.settings;
         let period = Duration::from_millis(settings.heartbeat_interval_ms.max(100));
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // After a stall (a busy host), the next beat comes a full period
+        // later: ticks that fired back to back would count as unanswered
+        // before the client could answer the first.
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut sent_beats, mut answered_beats) = (0u64, 0u64);
         // Created once: re-creating timers and cancellation waiters on
         // every frame would cost more than delivering it.

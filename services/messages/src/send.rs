@@ -58,7 +58,7 @@ impl Messages {
         let prepared = self.prepare(author, &input).await?;
 
         let id = Uuid::now_v7();
-        let now = OffsetDateTime::now_utc();
+        let now = to_microseconds(OffsetDateTime::now_utc());
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &input.key
             && !repo::claim_key(&mut tx, author.0, key.as_str(), id).await?
@@ -160,10 +160,10 @@ impl Messages {
         channel: ChannelId,
         reply_to: Option<MessageId>,
     ) -> Result<Option<MessageRow>> {
-        let mut conn = self.pool.acquire().await?;
         let Some(id) = reply_to else {
             return Ok(None);
         };
+        let mut conn = self.pool.acquire().await?;
         let parent = repo::message(&mut conn, id.0)
             .await?
             .filter(|parent| parent.channel_id == channel.0)
@@ -197,35 +197,28 @@ async fn store(
     now: OffsetDateTime,
 ) -> Result<MessageRow> {
     let (channel, group) = (prepared.channel, prepared.access.group_id);
-    let seq = repo::next_seq(tx, channel.0, group.0).await?;
     let thread_root = prepared
         .replied
         .as_ref()
         .map(|parent| parent.thread_root_id.unwrap_or(parent.id));
-    repo::insert_message(
-        tx,
-        NewMessage {
-            id,
-            channel_id: channel.0,
-            group_id: group.0,
-            seq,
-            author_id: author.0,
-            kind: input.kind.as_str(),
-            content: input.content.as_str(),
-            reply_to: prepared.replied.as_ref().map(|parent| parent.id),
-            thread_root_id: thread_root,
-            mention_ids: &prepared.recipients.mentioned,
-            client_id: input.key.as_ref().map(IdempotencyKey::as_str),
-            created_at: now,
-        },
-    )
-    .await?;
+    let new = NewMessage {
+        id,
+        channel_id: channel.0,
+        group_id: group.0,
+        author_id: author.0,
+        kind: input.kind.as_str(),
+        content: input.content.as_str(),
+        reply_to: prepared.replied.as_ref().map(|parent| parent.id),
+        thread_root_id: thread_root,
+        mention_ids: &prepared.recipients.mentioned,
+        client_id: input.key.as_ref().map(IdempotencyKey::as_str),
+        created_at: now,
+    };
+    // The author's read position moves with it: your own message never
+    // counts as unread.
+    let seq = repo::insert_message(tx, new).await?;
     repo::insert_attachments(tx, id, &prepared.attachments).await?;
-    // Your own message is read by you: it never counts as unread.
-    repo::advance(tx, channel.0, author.0, seq, id).await?;
-    let message = repo::message(tx, id)
-        .await?
-        .ok_or(Error::NotFound("message"))?;
+    let message = stored_row(new, seq, &prepared.attachments);
     events::publish(
         tx,
         channel,
@@ -239,6 +232,40 @@ async fn store(
         count_reply(tx, channel, group, author, root, now).await?;
     }
     Ok(message)
+}
+
+/// The row just stored, as reading it back would return it: the send path
+/// saves that statement.
+fn stored_row(new: NewMessage<'_>, seq: i64, attachments: &[NewAttachment]) -> MessageRow {
+    MessageRow {
+        id: new.id,
+        channel_id: new.channel_id,
+        group_id: new.group_id,
+        seq,
+        author_id: new.author_id,
+        kind: new.kind.to_owned(),
+        content: new.content.to_owned(),
+        reply_to: new.reply_to,
+        thread_root_id: new.thread_root_id,
+        reply_count: 0,
+        last_reply_at: None,
+        mention_ids: new.mention_ids.to_vec(),
+        client_id: new.client_id.map(str::to_owned),
+        created_at: new.created_at,
+        edited_at: None,
+        deleted_at: None,
+        attachment_ids: attachments.iter().map(|a| a.media_id).collect(),
+        attachment_names: attachments.iter().map(|a| a.filename.clone()).collect(),
+        attachment_types: attachments.iter().map(|a| a.content_type.clone()).collect(),
+        attachment_sizes: attachments.iter().map(|a| a.size).collect(),
+    }
+}
+
+/// Postgres keeps timestamps to the microsecond: the time stored and the
+/// time announced must be the same.
+fn to_microseconds(at: OffsetDateTime) -> OffsetDateTime {
+    let micros = at.nanosecond() / 1_000 * 1_000;
+    at.replace_nanosecond(micros).unwrap_or(at)
 }
 
 /// Counts a new reply in the thread under `root` and announces the

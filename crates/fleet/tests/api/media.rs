@@ -399,6 +399,14 @@ async fn files_are_read_by_their_uploader_and_by_members_where_attached() {
         sent.body["attachments"][0]["content_type"],
         "application/pdf"
     );
+    // The answer to the send is the message as stored, attachments too.
+    let history = app
+        .get(
+            &format!("/api/v1/channels/{channel}/messages?limit=1"),
+            Some(&ann.token),
+        )
+        .await;
+    assert_eq!(history.body["messages"][0], sent.body);
 
     // Members of the conversation may now read it; outsiders still not.
     assert_eq!(

@@ -130,6 +130,13 @@ async fn sends_are_idempotent_and_numbered_without_gaps() {
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
     let total = 1 + 1 + 1 + 1 + 20;
     assert_eq!(seqs(&history.body), (1..=total).collect::<Vec<u64>>());
+    // The answer to a send is the message as stored, to the microsecond.
+    let stored = history.body["messages"]
+        .as_array()
+        .and_then(|page| page.iter().find(|m| m["seq"] == 1))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stored, first);
 
     // The original API: group_id alone means the default channel.
     let legacy = app

@@ -50,11 +50,11 @@ macro_rules! select_messages {
     };
 }
 
+#[derive(Clone, Copy)]
 pub struct NewMessage<'a> {
     pub id: Uuid,
     pub channel_id: Uuid,
     pub group_id: Uuid,
-    pub seq: i64,
     pub author_id: Uuid,
     pub kind: &'a str,
     pub content: &'a str,
@@ -110,30 +110,34 @@ pub async fn prune_keys(conn: &mut PgConnection, hours: i32) -> sqlx::Result<u64
     Ok(pruned.rows_affected())
 }
 
-/// The channel's next sequence number. Locks the channel's counter until the
-/// transaction ends, so numbers are handed out in commit order.
-pub async fn next_seq(conn: &mut PgConnection, channel: Uuid, group: Uuid) -> sqlx::Result<i64> {
+/// Stores the message under the channel's next sequence number and moves
+/// the author's read position to it, in one statement (one round trip on
+/// the send path). The counter row stays locked until the transaction
+/// ends, so numbers are handed out in commit order, without gaps.
+/// Returns the sequence number.
+pub async fn insert_message(conn: &mut PgConnection, m: NewMessage<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        "INSERT INTO channel_state (channel_id, group_id, last_seq) VALUES ($1, $2, 1) \
-         ON CONFLICT (channel_id) DO UPDATE \
-             SET last_seq = channel_state.last_seq + 1, updated_at = now() \
-         RETURNING last_seq",
-        channel,
-        group,
-    )
-    .fetch_one(conn)
-    .await
-}
-
-pub async fn insert_message(conn: &mut PgConnection, m: NewMessage<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content, \
-                               reply_to, thread_root_id, mention_ids, client_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        r#"WITH counter AS (
+               INSERT INTO channel_state (channel_id, group_id, last_seq) VALUES ($2, $3, 1)
+               ON CONFLICT (channel_id) DO UPDATE
+                   SET last_seq = channel_state.last_seq + 1, updated_at = now()
+               RETURNING last_seq
+           ),
+           author_read AS (
+               INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
+               SELECT $2, $4, counter.last_seq, $1 FROM counter
+               ON CONFLICT (channel_id, user_id) DO UPDATE
+                   SET last_read_seq = EXCLUDED.last_read_seq,
+                       last_message_id = EXCLUDED.last_message_id, updated_at = now()
+                   WHERE message_reads.last_read_seq < EXCLUDED.last_read_seq
+           )
+           INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content,
+                                 reply_to, thread_root_id, mention_ids, client_id, created_at)
+           SELECT $1, $2, $3, counter.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM counter
+           RETURNING seq"#,
         m.id,
         m.channel_id,
         m.group_id,
-        m.seq,
         m.author_id,
         m.kind,
         m.content,
@@ -143,9 +147,8 @@ pub async fn insert_message(conn: &mut PgConnection, m: NewMessage<'_>) -> sqlx:
         m.client_id,
         m.created_at,
     )
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// A file to attach, as the media service described it.

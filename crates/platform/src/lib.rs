@@ -9,6 +9,7 @@ pub mod backend;
 pub mod callers;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod gate;
 pub mod grpc;
 pub mod healthcheck;

@@ -284,7 +284,8 @@ for line in (root / "deploy/kafka/acls.tsv").read_text().splitlines():
             (resource, pattern, acl_name, frozenset(operations.split(","))))
 KAFKA_SERVICES = {"users", "groups", "messages", "media", "gateway"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
-EVENT_TOPICS = {"users.events.v1", "groups.events.v1", "messages.events.v1", "media.events.v1"}
+EVENT_TOPICS = {"users.events.v1", "groups.events.v1", "messages.events.v1", "media.events.v1",
+                "presence.events.v1"}
 
 
 def check_container(where, c, pod_sc, probes):

@@ -53,6 +53,34 @@ pub struct DomainEvent {
 /// topic (`….v2`) instead.
 const SCHEMA_VERSION: u32 = 1;
 
+/// The `meta` of event `event_id`.
+pub fn event_meta(event_id: Uuid, event: &DomainEvent) -> messenger_proto::common::v1::EventMeta {
+    messenger_proto::common::v1::EventMeta {
+        event_id: event_id.to_string(),
+        event_type: event.event_type.to_owned(),
+        version: SCHEMA_VERSION,
+        occurred_at: Some(crate::wire::timestamp(event.occurred_at)),
+        aggregate_id: event.aggregate_id.clone(),
+    }
+}
+
+/// The headers every record on every topic carries (docs/events.md).
+pub fn record_headers(event_id: &str, event_type: &str) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "event_id",
+            value: Some(event_id.as_bytes()),
+        })
+        .insert(Header {
+            key: "event_type",
+            value: Some(event_type.as_bytes()),
+        })
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/x-protobuf"),
+        })
+}
+
 /// Enqueues a domain event: `build` wraps the filled-in metadata into the
 /// topic's message, which is encoded and written to the outbox.
 pub async fn enqueue_domain_event<E: prost::Message>(
@@ -61,13 +89,7 @@ pub async fn enqueue_domain_event<E: prost::Message>(
     build: impl FnOnce(messenger_proto::common::v1::EventMeta) -> E,
 ) -> sqlx::Result<()> {
     let event_id = Uuid::now_v7();
-    let meta = messenger_proto::common::v1::EventMeta {
-        event_id: event_id.to_string(),
-        event_type: event.event_type.to_owned(),
-        version: SCHEMA_VERSION,
-        occurred_at: Some(crate::wire::timestamp(event.occurred_at)),
-        aggregate_id: event.aggregate_id.clone(),
-    };
+    let meta = event_meta(event_id, &event);
     enqueue(
         conn,
         OutboxEvent {
@@ -415,19 +437,7 @@ impl OutboxRelay {
         for row in rows {
             let topic = self.kafka.topic(&row.topic);
             let event_id = row.event_id.to_string();
-            let mut headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "event_id",
-                    value: Some(event_id.as_bytes()),
-                })
-                .insert(Header {
-                    key: "event_type",
-                    value: Some(row.event_type.as_bytes()),
-                })
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/x-protobuf"),
-                });
+            let mut headers = record_headers(&event_id, &row.event_type);
             for (key, value) in &row.headers {
                 headers = headers.insert(Header {
                     key,

@@ -13,7 +13,7 @@
 //!
 //! An event message without a topic here does not compile.
 
-use crate::{groups, media, messages, users};
+use crate::{groups, media, messages, presence, users};
 use std::fmt;
 
 include!(concat!(env!("OUT_DIR"), "/event_types.rs"));
@@ -27,10 +27,17 @@ pub enum Topic {
     Groups,
     Messages,
     Media,
+    Presence,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [Topic::Users, Topic::Groups, Topic::Messages, Topic::Media];
+    pub const ALL: [Topic; 5] = [
+        Topic::Users,
+        Topic::Groups,
+        Topic::Messages,
+        Topic::Media,
+        Topic::Presence,
+    ];
 
     /// The topic's name without the deployment prefix.
     pub const fn name(self) -> &'static str {
@@ -39,6 +46,7 @@ impl Topic {
             Topic::Groups => "groups.events.v1",
             Topic::Messages => "messages.events.v1",
             Topic::Media => "media.events.v1",
+            Topic::Presence => "presence.events.v1",
         }
     }
 
@@ -54,6 +62,7 @@ impl Topic {
             Topic::Groups => groups::v1::GroupsEvent::EVENT_TYPES,
             Topic::Messages => messages::v1::MessagesEvent::EVENT_TYPES,
             Topic::Media => media::v1::MediaEvent::EVENT_TYPES,
+            Topic::Presence => presence::v1::PresenceEvent::EVENT_TYPES,
         }
     }
 }
@@ -84,6 +93,11 @@ impl media::v1::MediaEvent {
     pub const TOPIC: Topic = Topic::Media;
 }
 
+impl presence::v1::PresenceEvent {
+    /// Every record on this topic is one such message.
+    pub const TOPIC: Topic = Topic::Presence;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +112,7 @@ mod tests {
             .iter()
             .map(|t| (t.name(), t.event_types()))
             .collect();
-        let expected: [(&str, &[&str]); 4] = [
+        let expected: [(&str, &[&str]); 5] = [
             (
                 "users.events.v1",
                 &[
@@ -150,6 +164,10 @@ mod tests {
                     "messenger.media.v1.MediaDeleted",
                 ],
             ),
+            (
+                "presence.events.v1",
+                &["messenger.presence.v1.PresenceChanged"],
+            ),
         ];
         assert_eq!(names, expected);
     }
@@ -162,6 +180,7 @@ mod tests {
         use groups::v1::groups_event::Payload as Groups;
         use media::v1::media_event::Payload as Media;
         use messages::v1::messages_event::Payload as Messages;
+        use presence::v1::presence_event::Payload as Presence;
         use users::v1::user_event::Payload as Users;
         let derived = [
             (
@@ -179,6 +198,10 @@ mod tests {
             (
                 Media::TOPIC,
                 names(Media::every_variant(), Media::event_type),
+            ),
+            (
+                Presence::TOPIC,
+                names(Presence::every_variant(), Presence::event_type),
             ),
         ];
         for (topic, names) in derived {

@@ -31,6 +31,12 @@ pub mod media {
     }
 }
 
+pub mod presence {
+    pub mod v1 {
+        tonic::include_proto!("messenger.presence.v1");
+    }
+}
+
 pub mod events;
 
 pub use events::Topic;

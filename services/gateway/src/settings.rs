@@ -21,6 +21,8 @@ pub struct WebSocketSettings {
     pub typing_throttle_ms: u64,
     /// A user is offline this long after their last connection's heartbeat.
     pub presence_ttl_ms: u64,
+    /// How long a presence change must hold before it goes to Kafka.
+    pub presence_debounce_ms: u64,
     /// Kafka consumer group shared by every gateway replica.
     pub consumer_group: String,
     /// Open sockets per user, across replicas.

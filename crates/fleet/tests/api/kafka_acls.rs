@@ -29,11 +29,12 @@ fn add(acls: &mut Acls, who: &str, resource: &str, pattern: &str, name: &str, op
 /// What the code needs, service by service.
 fn expected() -> Acls {
     let mut acls = Acls::new();
-    let writers: [(&str, &[Topic]); 4] = [
+    let writers: [(&str, &[Topic]); 5] = [
         ("users", messenger_users::KAFKA_WRITES),
         ("groups", messenger_groups::KAFKA_WRITES),
         ("messages", messenger_messages::KAFKA_WRITES),
         ("media", messenger_media::KAFKA_WRITES),
+        ("gateway", messenger_gateway::realtime::KAFKA_WRITES),
     ];
     for (service, topics) in writers {
         for topic in topics {
@@ -186,6 +187,7 @@ fn no_one_but_a_topics_owner_writes_it() {
                     Topic::Groups => "messenger-groups",
                     Topic::Messages => "messenger-messages",
                     Topic::Media => "messenger-media",
+                    Topic::Presence => "messenger-gateway",
                 });
                 assert_eq!(owner, Some(who.as_str()), "{who} may write {name}");
             }

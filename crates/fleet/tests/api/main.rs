@@ -21,6 +21,7 @@ mod media;
 mod media_sweep;
 mod messages;
 mod ops;
+mod presence;
 mod realtime;
 mod realtime_redis;
 mod reflection;

@@ -84,6 +84,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "websocket.presence_ttl_ms",
         Kind::Scalar,
     ),
+    (
+        "WS_PRESENCE_DEBOUNCE_MS",
+        "websocket.presence_debounce_ms",
+        Kind::Scalar,
+    ),
     ("WS_CONSUMER_GROUP", "websocket.consumer_group", Kind::Text),
     (
         "WS_MAX_SOCKETS_PER_USER",

@@ -73,6 +73,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "ping",
     "pong",
     "resume",
+    "presence",
 ];
 
 /// What a client may send.
@@ -102,6 +103,11 @@ pub enum ClientFrame {
     /// The last `seq` seen per room; the server replays what was missed.
     Resume {
         rooms: HashMap<Uuid, u64>,
+    },
+    /// Whether this connection is in use (`online`) or not (`away`: the
+    /// app went to the background, the screen locked, the user is idle).
+    Presence {
+        away: bool,
     },
 }
 
@@ -142,6 +148,19 @@ struct PongData {
 #[serde(deny_unknown_fields)]
 struct ResumeData {
     rooms: HashMap<Uuid, u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresenceData {
+    status: PresenceStatus,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum PresenceStatus {
+    Online,
+    Away,
 }
 
 /// Largest client frame accepted, in bytes.
@@ -185,6 +204,9 @@ impl ClientFrame {
             },
             "resume" => ClientFrame::Resume {
                 rooms: data::<ResumeData>(kind, raw.data)?.rooms,
+            },
+            "presence" => ClientFrame::Presence {
+                away: data::<PresenceData>(kind, raw.data)?.status == PresenceStatus::Away,
             },
             other => return Err(format!("unknown frame type {other:?}")),
         })
@@ -242,6 +264,14 @@ mod tests {
             ClientFrame::parse(r#"{"type":"ping"}"#),
             Ok(ClientFrame::Ping { data: Value::Null })
         );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"presence","data":{"status":"away"}}"#),
+            Ok(ClientFrame::Presence { away: true })
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"presence","data":{"status":"online"}}"#),
+            Ok(ClientFrame::Presence { away: false })
+        );
         let resumed = ClientFrame::parse(&format!(
             r#"{{"type":"resume","data":{{"rooms":{{"{room}":7}}}}}}"#
         ));
@@ -266,6 +296,8 @@ mod tests {
             r#"{"type":"typing","data":{}}"#,
             r#"{"type":"resume","data":{"rooms":{"r":1}}}"#,
             r#"{"type":"pong","data":{"n":-1}}"#,
+            r#"{"type":"presence","data":{"status":"busy"}}"#,
+            r#"{"type":"presence","data":{"status":"away","until":1}}"#,
         ] {
             assert!(
                 ClientFrame::parse(bad).is_err(),
@@ -291,7 +323,7 @@ mod tests {
             );
         }
         let documented = doc.matches("#/components/messages/").count();
-        let kafka_messages = 4;
+        let kafka_messages = messenger_proto::Topic::ALL.len();
         let known: std::collections::BTreeSet<&str> = SERVER_FRAME_TYPES
             .iter()
             .chain(CLIENT_FRAME_TYPES)

@@ -15,6 +15,10 @@ mod translate;
 /// (deploy/kafka/acls.tsv); its consumer group is `websocket.consumer_group`.
 pub use fanout::TOPICS as KAFKA_READS;
 
+/// The topics the gateway writes (presence): its Kafka user's write rights.
+pub const KAFKA_WRITES: &[messenger_proto::Topic] =
+    &[messenger_proto::presence::v1::PresenceEvent::TOPIC];
+
 use crate::settings::WebSocketSettings;
 use messenger_platform::identity::UserTokens;
 use messenger_platform::{CancellationToken, Config};
@@ -46,6 +50,8 @@ pub struct Realtime {
     access: Arc<dyn ReadAccess>,
     /// Frames one socket may send per second, when rate limiting is on.
     frames_per_second: Option<u32>,
+    /// Publishes presence changes, when Kafka is on.
+    presence: Option<Arc<presence::Publisher>>,
     next_socket: AtomicU64,
     /// Names this replica's sockets in Redis: process ids repeat across
     /// containers (every one may be pid 1), and several replicas may share
@@ -64,6 +70,16 @@ impl Realtime {
             &config.kafka.topic_prefix,
         ));
         let consumer_group = wiring.settings.consumer_group.clone();
+        let publisher = config
+            .features
+            .kafka_enabled
+            .then(|| presence::Publisher::new(&config.kafka))
+            .transpose()
+            .unwrap_or_else(|err| {
+                tracing::error!(%err, "presence will not be published: no Kafka producer");
+                None
+            })
+            .map(Arc::new);
         let realtime = Arc::new(Realtime {
             hub: hub::Hub::new(wiring.redis),
             store: store.clone(),
@@ -71,6 +87,7 @@ impl Realtime {
             tokens: wiring.tokens,
             access: wiring.access,
             frames_per_second: wiring.frames_per_second,
+            presence: publisher.clone(),
             next_socket: AtomicU64::new(1),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             shutdown: shutdown.clone(),
@@ -85,6 +102,13 @@ impl Realtime {
             ));
         }
         tokio::spawn(presence::sweep(realtime.clone()));
+        if let Some(publisher) = publisher {
+            tokio::spawn(presence::publish_settled(
+                realtime.clone(),
+                config.kafka.clone(),
+                publisher,
+            ));
+        }
         realtime
     }
 }

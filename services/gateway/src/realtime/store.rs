@@ -50,13 +50,15 @@ end
 return published
 ";
 
-/// A connection comes online: returns 1 when it is the user's first live
-/// connection (the user just came online).
+/// A connection comes online or renews its lease: returns 1 when it is
+/// the user's first live connection (the user just came online). The set
+/// of connections that said `away` (KEYS[3]) lives as long as the user's.
 const CONNECT: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local before = redis.call('ZCARD', KEYS[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
 if before == 0 then return 1 else return 0 end
 ";
@@ -65,6 +67,7 @@ if before == 0 then return 1 else return 0 end
 /// went offline).
 const DISCONNECT: &str = r"
 redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[2], ARGV[3])
@@ -195,7 +198,7 @@ pub struct Outgoing {
     pub tail: String,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
 
@@ -214,7 +217,13 @@ impl Store {
         }
     }
 
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+    /// The deployment's topic prefix, which keeps fleets sharing a Redis
+    /// apart where keys are not ids.
+    pub(super) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub(super) async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(Duration::from_secs(2))
@@ -374,6 +383,7 @@ impl Store {
             .connect
             .key(format!("rt:presence:{user}"))
             .key(ONLINE)
+            .key(format!("rt:away:{user}"))
             .arg(now)
             .arg(now + ttl.as_millis() as i64)
             .arg(connection_id)
@@ -444,6 +454,7 @@ impl Store {
             .disconnect
             .key(format!("rt:presence:{user}"))
             .key(ONLINE)
+            .key(format!("rt:away:{user}"))
             .arg(now_ms())
             .arg(connection_id)
             .arg(user.to_string())

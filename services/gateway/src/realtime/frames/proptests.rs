@@ -103,6 +103,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         any::<u64>().prop_map(|n| ClientFrame::Pong { n }),
         prop::collection::hash_map(uuid(), any::<u64>(), 0..16)
             .prop_map(|rooms| ClientFrame::Resume { rooms }),
+        any::<bool>().prop_map(|away| ClientFrame::Presence { away }),
     ]
 }
 
@@ -116,6 +117,10 @@ fn encode(frame: &ClientFrame) -> String {
         ClientFrame::Ping { data } => ("ping", data.clone()),
         ClientFrame::Pong { n } => ("pong", json!({"n": n})),
         ClientFrame::Resume { rooms } => ("resume", json!({"rooms": rooms})),
+        ClientFrame::Presence { away } => (
+            "presence",
+            json!({"status": if *away { "away" } else { "online" }}),
+        ),
     };
     json!({"type": kind, "data": data}).to_string()
 }

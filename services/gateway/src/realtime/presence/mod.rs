@@ -1,10 +1,18 @@
 //! Presence: a user is online while any of their connections is alive
-//! (each refreshes a TTL in Redis with its heartbeat). Online and offline
-//! notices go to the rooms of the groups the user belongs to.
+//! (each refreshes a TTL in Redis with its heartbeat), away while every
+//! live connection said `away`. Online and offline notices go at once to
+//! the rooms of the groups the user belongs to; every change that holds
+//! for `presence_debounce_ms` goes to Kafka (`presence.events.v1`).
+
+mod publish;
+mod state;
+
+pub use publish::Publisher;
 
 use crate::realtime::Realtime;
 use crate::realtime::frames;
 use crate::realtime::rooms::Room;
+use crate::realtime::store::now_ms;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -46,6 +54,77 @@ pub async fn announce(realtime: &Realtime, groups: &[Uuid], user: Uuid, online: 
     }
 }
 
+/// Something about `user`'s connections changed (opened, closed, away or
+/// back): their status is looked at again once the debounce ends, by
+/// whichever replica gets there first.
+pub async fn changed(realtime: &Realtime, user: Uuid) {
+    if realtime.presence.is_none() {
+        return;
+    }
+    let due = now_ms() + realtime.settings.presence_debounce_ms as i64;
+    if let Err(err) = realtime.store.presence_pending(user, due).await {
+        tracing::debug!(%err, "cannot note a presence change");
+    }
+}
+
+/// Publishes the presence of users whose debounce ended, until shutdown
+/// (once the topic exists).
+pub async fn publish_settled(
+    realtime: Arc<Realtime>,
+    kafka: messenger_platform::config::KafkaConfig,
+    publisher: Arc<Publisher>,
+) {
+    let topics = [publisher.topic().to_owned()];
+    let mut backoff = Duration::from_millis(200);
+    while let Err(err) = messenger_platform::kafka::ensure_topics(&kafka, &topics).await {
+        tracing::warn!(%err, "cannot create the presence topic; retrying");
+        tokio::select! {
+            _ = realtime.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    let debounce = realtime.settings.presence_debounce_ms;
+    let period = Duration::from_millis((debounce / 4).clamp(20, 500));
+    loop {
+        tokio::select! {
+            _ = realtime.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let due = match realtime.store.presence_due(200).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::debug!(%err, "presence settling unavailable");
+                continue;
+            }
+        };
+        for user in due {
+            settle(&realtime, &publisher, user).await;
+        }
+    }
+}
+
+/// Publishes `user`'s status if it differs from the last published one. A
+/// record the broker refused is tried again after another debounce.
+async fn settle(realtime: &Realtime, publisher: &Publisher, user: Uuid) {
+    let settled = match realtime.store.settle_presence(user).await {
+        Ok(Some(settled)) => settled,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::debug!(%err, "cannot settle presence");
+            return changed(realtime, user).await;
+        }
+    };
+    match publisher.publish(user, &settled).await {
+        Ok(()) => metrics::counter!("presence_changes_published_total").increment(1),
+        Err(err) => {
+            tracing::warn!(%err, %user, "presence change not published; retrying");
+            realtime.store.unsettle_presence(user, &settled).await;
+            changed(realtime, user).await;
+        }
+    }
+}
+
 /// Announces users whose connections all expired without closing (their
 /// gateway died). Every replica sweeps; Redis lets one claim each user.
 pub async fn sweep(realtime: Arc<Realtime>) {
@@ -61,6 +140,7 @@ pub async fn sweep(realtime: Arc<Realtime>) {
                 for user in users {
                     let groups = audience(&realtime, user).await;
                     announce(&realtime, &groups, user, false).await;
+                    changed(&realtime, user).await;
                 }
             }
             Err(err) => tracing::debug!(%err, "presence sweep failed"),

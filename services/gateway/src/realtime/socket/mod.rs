@@ -435,6 +435,7 @@ impl<W: Outgoing> Connection<W> {
             Ok(false) => {}
             Err(err) => tracing::debug!(%err, "presence unavailable"),
         }
+        presence::changed(&self.realtime, self.user).await;
         let hello = frames::control(
             "connected",
             json!({
@@ -503,6 +504,24 @@ impl<W: Outgoing> Connection<W> {
             Ok(false) => {}
             Err(err) => tracing::debug!(%err, "presence unavailable"),
         }
+        presence::changed(&self.realtime, self.user).await;
+    }
+
+    /// The client says whether this connection is in use; the user is
+    /// away once every connection of theirs says so.
+    async fn set_presence(&mut self, away: bool) -> Result<(), Closing> {
+        let ttl = Duration::from_millis(self.realtime.settings.presence_ttl_ms);
+        let key = presence_key(&self.realtime, self.id);
+        match self
+            .realtime
+            .store
+            .mark_away(self.user, &key, away, ttl)
+            .await
+        {
+            Ok(()) => presence::changed(&self.realtime, self.user).await,
+            Err(err) => tracing::debug!(%err, "presence unavailable"),
+        }
+        Ok(())
     }
 
     async fn typing(&mut self, room_id: Uuid) -> Result<(), Closing> {

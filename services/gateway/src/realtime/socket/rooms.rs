@@ -167,6 +167,7 @@ impl<W: Outgoing> Connection<W> {
                 *answered_beats = (*answered_beats).max(n);
                 Ok(())
             }
+            ClientFrame::Presence { away } => self.set_presence(away).await,
             ClientFrame::Resume { rooms } => {
                 if rooms.len() > self.realtime.settings.max_rooms_per_socket {
                     return self.too_many_rooms().await;

@@ -1,0 +1,121 @@
+//! Presence on Kafka: what a user's sockets add up to across replicas
+//! (online, away, offline), published on `presence.events.v1` once it has
+//! held for the debounce, read back with a plain librdkafka consumer.
+
+use crate::groups::user;
+use crate::helpers::TestApp;
+use crate::ws::Ws;
+use messenger_proto::presence::v1::{
+    PresenceChanged, PresenceEvent, PresenceStatus, presence_event::Payload,
+};
+use prost::Message as _;
+use rdkafka::Message;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::message::Headers;
+use serde_json::json;
+use std::time::Duration;
+
+const DEBOUNCE_MS: u64 = 300;
+
+/// The next presence record, checked for its envelope; `None` if none
+/// arrives within `wait`.
+async fn next_change(consumer: &StreamConsumer, wait: Duration) -> Option<PresenceChanged> {
+    let message = loop {
+        match tokio::time::timeout(wait, consumer.recv()).await {
+            Err(_) => return None,
+            Ok(Ok(message)) => break message,
+            // A just-created topic can be briefly unknown to the group.
+            Ok(Err(err)) => eprintln!("transient consumer error: {err}"),
+        }
+    };
+    let event = PresenceEvent::decode(message.payload().expect("payload")).expect("protobuf");
+    let meta = event.meta.expect("meta");
+    let Some(Payload::PresenceChanged(changed)) = event.payload else {
+        panic!("not a PresenceChanged");
+    };
+    assert_eq!(meta.event_type, PresenceChanged::EVENT_TYPE);
+    assert_eq!(meta.aggregate_id, changed.user_id);
+    assert_eq!(message.key(), Some(changed.user_id.as_bytes()));
+    let headers = message.headers().expect("headers");
+    let event_type = headers
+        .iter()
+        .find(|header| header.key == "event_type")
+        .and_then(|header| header.value);
+    assert_eq!(event_type, Some(PresenceChanged::EVENT_TYPE.as_bytes()));
+    Some(changed)
+}
+
+async fn expect_change(consumer: &StreamConsumer, status: PresenceStatus) -> PresenceChanged {
+    let changed = next_change(consumer, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no {status:?} record within 20 s"));
+    assert_eq!(changed.status(), status, "{changed:?}");
+    changed
+}
+
+#[tokio::test]
+async fn presence_changes_reach_kafka_once_they_hold() {
+    let mut app = TestApp::spawn_with(|config| {
+        config
+            .set("websocket.presence_debounce_ms", DEBOUNCE_MS)
+            .expect("known setting")
+    })
+    .await;
+    let consumer = app
+        .env
+        .consume(PresenceEvent::TOPIC.name())
+        .await
+        .expect("consumer");
+    let ann = user(&app, "presence_ann").await;
+    let quiet = Duration::from_millis(DEBOUNCE_MS * 4);
+
+    // The first socket: online.
+    let (mut phone, _) = Ws::open(&app.base, &ann.token).await;
+    let online = expect_change(&consumer, PresenceStatus::Online).await;
+    assert_eq!(online.user_id, ann.id);
+
+    // Away only once every socket says so.
+    let (mut laptop, _) = Ws::open(&app.base, &ann.token).await;
+    phone.send("presence", json!({"status": "away"})).await;
+    assert_eq!(
+        next_change(&consumer, quiet).await,
+        None,
+        "the laptop is in use"
+    );
+    laptop.send("presence", json!({"status": "away"})).await;
+    let away = expect_change(&consumer, PresenceStatus::Away).await;
+    assert!(away.sequence > online.sequence);
+
+    // Back, and a flap shorter than the debounce publishes nothing.
+    laptop.send("presence", json!({"status": "online"})).await;
+    let back = expect_change(&consumer, PresenceStatus::Online).await;
+    assert!(back.sequence > away.sequence);
+    laptop.send("presence", json!({"status": "away"})).await;
+    laptop.send("presence", json!({"status": "online"})).await;
+    assert_eq!(
+        next_change(&consumer, quiet).await,
+        None,
+        "a flap was published"
+    );
+
+    // A bad status is refused and changes nothing.
+    laptop.send("presence", json!({"status": "busy"})).await;
+    assert_eq!(
+        laptop.expect("error").await["data"]["code"],
+        "invalid_frame"
+    );
+
+    // A reconnect within the debounce publishes nothing; leaving does.
+    phone.close().await;
+    laptop.close().await;
+    let (again, _) = Ws::open(&app.base, &ann.token).await;
+    assert_eq!(
+        next_change(&consumer, quiet).await,
+        None,
+        "a reconnect was published"
+    );
+    again.close().await;
+    let offline = expect_change(&consumer, PresenceStatus::Offline).await;
+    assert!(offline.sequence > back.sequence);
+    app.cleanup().await;
+}

@@ -115,21 +115,28 @@ pub fn pgbench(config: &Config, clients: usize, seconds: u64) -> anyhow::Result<
             r#"\set ch random(10, 25)
 \set author random(10, 25)
 BEGIN;
-INSERT INTO channel_state (channel_id, group_id, last_seq)
-  VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid, '00000000-0000-0000-0000-0000000000ff', 1)
-  ON CONFLICT (channel_id) DO UPDATE SET last_seq = channel_state.last_seq + 1, updated_at = now()
-  RETURNING last_seq \gset
+WITH counter AS (
+    INSERT INTO channel_state (channel_id, group_id, last_seq)
+    VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid, '00000000-0000-0000-0000-0000000000ff', 1)
+    ON CONFLICT (channel_id) DO UPDATE SET last_seq = channel_state.last_seq + 1, updated_at = now()
+    RETURNING last_seq
+  ),
+  author_read AS (
+    INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
+    SELECT ('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
+           ('00000000-0000-0000-0000-0000000001' || :author)::uuid, counter.last_seq, gen_random_uuid()
+    FROM counter
+    ON CONFLICT (channel_id, user_id) DO UPDATE
+      SET last_read_seq = EXCLUDED.last_read_seq, last_message_id = EXCLUDED.last_message_id, updated_at = now()
+      WHERE message_reads.last_read_seq < EXCLUDED.last_read_seq
+  )
 INSERT INTO messages (id, channel_id, group_id, seq, author_id, kind, content, mention_ids, created_at)
-  VALUES (gen_random_uuid(), ('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
-          '00000000-0000-0000-0000-0000000000ff', :last_seq,
-          ('00000000-0000-0000-0000-0000000001' || :author)::uuid, 'text',
-          'benchmark message number 12345, about sixty characters long', '{{}}', now());
-INSERT INTO message_reads (channel_id, user_id, last_read_seq, last_message_id)
-  VALUES (('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
-          ('00000000-0000-0000-0000-0000000001' || :author)::uuid, :last_seq, gen_random_uuid())
-  ON CONFLICT (channel_id, user_id) DO UPDATE
-    SET last_read_seq = EXCLUDED.last_read_seq, last_message_id = EXCLUDED.last_message_id, updated_at = now()
-    WHERE message_reads.last_read_seq < EXCLUDED.last_read_seq;
+  SELECT gen_random_uuid(), ('00000000-0000-0000-0000-0000000000' || :ch)::uuid,
+         '00000000-0000-0000-0000-0000000000ff', counter.last_seq,
+         ('00000000-0000-0000-0000-0000000001' || :author)::uuid, 'text',
+         'benchmark message number 12345, about sixty characters long', '{{}}', now()
+  FROM counter
+  RETURNING seq;
 INSERT INTO outbox (event_id, topic, partition_key, event_type, payload)
   VALUES (gen_random_uuid(), '{topic}', 'key', '{event_type}',
           decode(repeat('ab', 300), 'hex'));

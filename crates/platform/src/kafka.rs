@@ -23,6 +23,7 @@ pub fn producer(config: &KafkaConfig, client_id: &str) -> anyhow::Result<FutureP
     Ok(producer
         .set("acks", "all")
         .set("linger.ms", "5")
+        .set("compression.type", &config.compression)
         .set("message.timeout.ms", config.message_timeout_ms.to_string())
         .create()?)
 }

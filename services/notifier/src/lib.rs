@@ -1,5 +1,8 @@
-//! The notifier: reaches people who are not connected. Its first part is
-//! the Web Push sender ([`webpush`]); the service that decides who gets a
-//! push (settings, do-not-disturb, presence) is built on it.
+//! The notifier: reaches people who are not connected. Built so far: the
+//! Web Push sender ([`webpush`]) and the rules that decide whether a
+//! notification becomes a push ([`rules`]: settings, do-not-disturb,
+//! presence, read state). The service around them (consumers, storage,
+//! API) is built on these.
 
+pub mod rules;
 pub mod webpush;

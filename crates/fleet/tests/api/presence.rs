@@ -4,7 +4,7 @@
 
 use crate::groups::user;
 use crate::helpers::TestApp;
-use crate::ws::Ws;
+use crate::ws::{Next, Ws};
 use messenger_proto::presence::v1::{
     PresenceChanged, PresenceEvent, PresenceStatus, presence_event::Payload,
 };
@@ -53,14 +53,19 @@ async fn expect_change(consumer: &StreamConsumer, status: PresenceStatus) -> Pre
     changed
 }
 
-#[tokio::test]
-async fn presence_changes_reach_kafka_once_they_hold() {
-    let mut app = TestApp::spawn_with(|config| {
+/// The fleet with a short debounce.
+async fn fleet() -> TestApp {
+    TestApp::spawn_with(|config| {
         config
             .set("websocket.presence_debounce_ms", DEBOUNCE_MS)
             .expect("known setting")
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn presence_changes_reach_kafka_once_they_hold() {
+    let mut app = fleet().await;
     let consumer = app
         .env
         .consume(PresenceEvent::TOPIC.name())
@@ -117,5 +122,49 @@ async fn presence_changes_reach_kafka_once_they_hold() {
     again.close().await;
     let offline = expect_change(&consumer, PresenceStatus::Offline).await;
     assert!(offline.sequence > back.sequence);
+    app.cleanup().await;
+}
+
+/// Two gateway replicas, a socket on each: every change is published once,
+/// whichever replica noticed it.
+#[tokio::test]
+async fn replicas_publish_each_change_once() {
+    let mut app = fleet().await;
+    let (other, stop_other) = app.second_gateway().await;
+    let consumer = app
+        .env
+        .consume(PresenceEvent::TOPIC.name())
+        .await
+        .expect("consumer");
+    let cat = user(&app, "presence_cat").await;
+    let quiet = Duration::from_millis(DEBOUNCE_MS * 4);
+
+    let (mut phone, _) = Ws::open(&app.base, &cat.token).await;
+    let (mut laptop, _) = Ws::open(&other, &cat.token).await;
+    let online = expect_change(&consumer, PresenceStatus::Online).await;
+    assert_eq!(next_change(&consumer, quiet).await, None, "published twice");
+
+    phone.send("presence", json!({"status": "away"})).await;
+    laptop.send("presence", json!({"status": "away"})).await;
+    let away = expect_change(&consumer, PresenceStatus::Away).await;
+    assert!(away.sequence > online.sequence);
+    assert_eq!(next_change(&consumer, quiet).await, None, "published twice");
+
+    // The second replica stops: its socket closes, the user stays away on
+    // the first; then the last socket closes.
+    stop_other.cancel();
+    loop {
+        match laptop.next(Duration::from_secs(10)).await {
+            Next::Frame(_) => {}
+            Next::Closed(_) => break,
+            Next::Failed(err) => panic!("the stopping replica dropped the socket: {err}"),
+            Next::TimedOut => panic!("the stopped replica kept the socket open"),
+        }
+    }
+    assert_eq!(next_change(&consumer, quiet).await, None, "still away");
+    phone.close().await;
+    let offline = expect_change(&consumer, PresenceStatus::Offline).await;
+    assert!(offline.sequence > away.sequence);
+    assert_eq!(next_change(&consumer, quiet).await, None, "published twice");
     app.cleanup().await;
 }

@@ -206,6 +206,7 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "kafka.fetch_wait_max_ms",
         Kind::Scalar,
     ),
+    ("KAFKA_COMPRESSION", "kafka.compression", Kind::Text),
     (
         "KAFKA_IDEMPOTENT_PRODUCER",
         "kafka.idempotent_producer",

@@ -140,6 +140,8 @@ pub struct KafkaConfig {
     /// How long the broker may hold a live consumer's fetch while it has no
     /// new records (librdkafka's `fetch.wait.max.ms`).
     pub fetch_wait_max_ms: u64,
+    /// The producers' `compression.type`: one of [`KAFKA_COMPRESSIONS`].
+    pub compression: String,
     pub idempotent_producer: bool,
     pub producer_rebuild_after_seconds: u64,
     /// How clients reach the brokers: `plaintext`, `ssl`, `sasl_plaintext`
@@ -155,6 +157,10 @@ pub struct KafkaConfig {
     /// `sasl_ssl`); empty: the system's trust store.
     pub ssl_ca_location: String,
 }
+
+/// The codecs `kafka.compression` accepts (the ones librdkafka is built
+/// with here; zstd is not).
+pub const KAFKA_COMPRESSIONS: [&str; 4] = ["none", "lz4", "snappy", "gzip"];
 
 /// The protocols `kafka.security_protocol` accepts.
 pub const KAFKA_SECURITY_PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
@@ -409,6 +415,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "kafka.replication_factor",
                 "must be at least 1",
+            ));
+        }
+        if !KAFKA_COMPRESSIONS.contains(&self.kafka.compression.as_str()) {
+            return Err(ConfigError::invalid(
+                "kafka.compression",
+                format!("must be one of {KAFKA_COMPRESSIONS:?}"),
             ));
         }
         if self.features.kafka_enabled && self.kafka.brokers.trim().is_empty() {

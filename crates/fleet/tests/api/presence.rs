@@ -168,3 +168,75 @@ async fn replicas_publish_each_change_once() {
     assert_eq!(next_change(&consumer, quiet).await, None, "published twice");
     app.cleanup().await;
 }
+
+/// The Redis side of settling, step by step: a replica that takes a user
+/// holds them until it finishes; one that dies (never finishes) or whose
+/// change the broker refused (never records) leaves the user due again,
+/// and the change is then proposed again, with a higher sequence.
+#[tokio::test]
+async fn a_change_is_recorded_only_once_the_broker_has_it() {
+    use messenger_gateway::realtime::store::Store;
+    let env = messenger_testkit::TestEnv::new()
+        .await
+        .expect("environment");
+    let client = redis::Client::open(env.config.redis.url()).expect("redis url");
+    // A namespace of its own: no other fleet takes these users.
+    let store = Store::new(client, 100, &env.config.kafka.topic_prefix);
+    let user = uuid::Uuid::now_v7();
+    let ttl = Duration::from_secs(60);
+    store
+        .connection_alive(user, "test-connection", ttl)
+        .await
+        .expect("alive");
+
+    store.presence_pending(user, 0).await.expect("pending");
+    assert_eq!(store.presence_due(10).await.expect("due"), vec![user]);
+    assert!(
+        store.presence_due(10).await.expect("due").is_empty(),
+        "leased"
+    );
+    let first = store.propose_presence(user).await.expect("propose");
+    assert!(format!("{first:?}").contains("Online"), "{first:?}");
+    // The broker refused: nothing recorded, the lease ends, due again.
+    store
+        .finish_presence(user, Duration::ZERO)
+        .await
+        .expect("finish");
+    assert_eq!(store.presence_due(10).await.expect("due"), vec![user]);
+    let second = store.propose_presence(user).await.expect("propose");
+    let (first, second) = (first.expect("a change"), second.expect("a change"));
+    assert!(second.sequence > first.sequence);
+    // Acknowledged this time: recorded, nothing more to propose, done.
+    store.record_presence(user, &second).await.expect("record");
+    assert!(
+        store
+            .propose_presence(user)
+            .await
+            .expect("propose")
+            .is_none()
+    );
+    store
+        .finish_presence(user, Duration::ZERO)
+        .await
+        .expect("finish");
+    assert!(store.presence_due(10).await.expect("due").is_empty());
+    // An older record never overwrites a newer one.
+    store.record_presence(user, &first).await.expect("record");
+    assert!(
+        store
+            .propose_presence(user)
+            .await
+            .expect("propose")
+            .is_none()
+    );
+
+    store
+        .connection_closed(user, "test-connection")
+        .await
+        .expect("closed");
+    store.presence_pending(user, 0).await.expect("pending");
+    assert_eq!(store.presence_due(10).await.expect("due"), vec![user]);
+    let gone = store.propose_presence(user).await.expect("propose");
+    assert!(format!("{gone:?}").contains("Offline"), "{gone:?}");
+    env.cleanup().await.expect("cleanup");
+}

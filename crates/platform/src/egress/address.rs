@@ -79,12 +79,15 @@ pub fn forbidden(ip: IpAddr) -> Option<Forbidden> {
 
 /// Like [`forbidden`], except for addresses inside `allowed` networks, which
 /// an operator listed on purpose (a push relay on the private network).
+/// Cloud metadata endpoints stay refused whatever is allowed: allowing
+/// `100.64.0.0/10` for a relay must not open Alibaba's `100.100.100.200`.
 pub fn refused(ip: IpAddr, allowed: &[IpNet]) -> Option<Forbidden> {
     let ip = canonical(ip);
-    if allowed.iter().any(|net| net.contains(&ip)) {
+    let class = forbidden(ip);
+    if class != Some(Forbidden::Metadata) && allowed.iter().any(|net| net.contains(&ip)) {
         return None;
     }
-    forbidden(ip)
+    class
 }
 
 /// `::ffff:a.b.c.d` is `a.b.c.d` to the kernel, so it is to the allow list.
@@ -254,5 +257,18 @@ mod tests {
             refused(ip("169.254.169.254"), &allowed),
             Some(Forbidden::Metadata)
         );
+        let wide: Vec<IpNet> = vec![
+            "100.64.0.0/10".parse().expect("cidr"),
+            "169.254.0.0/16".parse().expect("cidr"),
+        ];
+        assert_eq!(
+            refused(ip("100.100.100.200"), &wide),
+            Some(Forbidden::Metadata)
+        );
+        assert_eq!(
+            refused(ip("169.254.169.254"), &wide),
+            Some(Forbidden::Metadata)
+        );
+        assert_eq!(refused(ip("100.64.0.7"), &wide), None);
     }
 }

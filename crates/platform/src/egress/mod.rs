@@ -113,7 +113,9 @@ impl Egress {
         Ok(Egress { client, policy })
     }
 
-    /// For building requests; send them with [`Egress::execute`].
+    /// For building requests. Send them only with [`Egress::execute`]:
+    /// a name is judged by the resolver whichever way a request goes, but
+    /// a literal address and the size limit only there.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }

@@ -178,6 +178,8 @@ fn valid_topic(topic: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// RFC 8030 defines no redirects for a push: give [`WebPush`] an egress
+/// guard with `max_redirects: 0`, and a 3xx it is shown is refused here.
 fn outcome(status: u16, headers: &HeaderMap) -> Outcome {
     match status {
         200..=299 => Outcome::Accepted,
@@ -187,14 +189,22 @@ fn outcome(status: u16, headers: &HeaderMap) -> Outcome {
     }
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
+/// The longest wait a push service's `Retry-After` is taken at: the
+/// endpoint is a URL someone supplied, and "retry in a century" must not
+/// park (or overflow) the retry.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds or as an HTTP date, at most [`MAX_RETRY_AFTER`].
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(SystemTime::now()).unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -222,6 +232,11 @@ mod tests {
             panic!("a retry with a delay");
         };
         assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120));
+        later.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        assert_eq!(outcome(429, &later), Outcome::Retry(Some(MAX_RETRY_AFTER)));
     }
 
     #[test]

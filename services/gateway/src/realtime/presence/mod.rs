@@ -104,24 +104,28 @@ pub async fn publish_settled(
     }
 }
 
-/// Publishes `user`'s status if it differs from the last published one. A
-/// record the broker refused is tried again after another debounce.
+/// Publishes `user`'s status if it differs from the last published one,
+/// records it once the broker has it, and ends the lease: if the status
+/// moved on meanwhile or the broker refused, the user is due again after
+/// another debounce. A replica that dies holding the lease leaves the user
+/// to whichever replica takes them when it ends.
 async fn settle(realtime: &Realtime, publisher: &Publisher, user: Uuid) {
-    let settled = match realtime.store.settle_presence(user).await {
-        Ok(Some(settled)) => settled,
-        Ok(None) => return,
-        Err(err) => {
-            tracing::debug!(%err, "cannot settle presence");
-            return changed(realtime, user).await;
-        }
-    };
-    match publisher.publish(user, &settled).await {
-        Ok(()) => metrics::counter!("presence_changes_published_total").increment(1),
-        Err(err) => {
-            tracing::warn!(%err, %user, "presence change not published; retrying");
-            realtime.store.unsettle_presence(user, &settled).await;
-            changed(realtime, user).await;
-        }
+    let retry_in = Duration::from_millis(realtime.settings.presence_debounce_ms);
+    match realtime.store.propose_presence(user).await {
+        Ok(Some(settled)) => match publisher.publish(user, &settled).await {
+            Ok(()) => {
+                metrics::counter!("presence_changes_published_total").increment(1);
+                if let Err(err) = realtime.store.record_presence(user, &settled).await {
+                    tracing::debug!(%err, "cannot record a published presence");
+                }
+            }
+            Err(err) => tracing::warn!(%err, %user, "presence change not published; retrying"),
+        },
+        Ok(None) => {}
+        Err(err) => tracing::debug!(%err, "cannot settle presence"),
+    }
+    if let Err(err) = realtime.store.finish_presence(user, retry_in).await {
+        tracing::debug!(%err, "cannot end a presence lease; it expires by itself");
     }
 }
 

@@ -38,9 +38,6 @@ impl Status {
 pub struct Settled {
     pub status: Status,
     pub sequence: u64,
-    /// What Redis held as published before (empty: nothing), put back if
-    /// the broker refuses the record.
-    previous: String,
 }
 
 /// Marks one connection away (or back): KEYS[1] the user's away set,
@@ -59,15 +56,10 @@ return 0
     )
 });
 
-/// Works out the status from the live connections and, when it differs
-/// from the last published one, records it with the next sequence number
-/// and returns both; otherwise nothing. Every replica may ask at once:
-/// the first to see a change claims it. The sequence is at least the
-/// current time in ms, so it keeps increasing after the record expires.
-/// KEYS: connections (zset), away set, last published; ARGV: now, ttl.
-static SETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
+/// The status a user's live connections add up to (KEYS[1] connections,
+/// KEYS[2] away set, ARGV[1] now), and what was last published (KEYS[3]:
+/// `status:sequence`, absent: offline, 0). Shared by the scripts below.
+const STATUS_LUA: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 local status = 'offline'
 for _, conn in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -78,45 +70,74 @@ local last_status, last_seq = 'offline', 0
 local last = redis.call('GET', KEYS[3])
 if last then
   local sep = string.find(last, ':', 1, true)
-  last_status, last_seq = string.sub(last, 1, sep - 1), tonumber(string.sub(last, sep + 1))
+  if sep then
+    last_status, last_seq = string.sub(last, 1, sep - 1), tonumber(string.sub(last, sep + 1)) or 0
+  end
 end
+";
+
+/// What to publish, if anything: the current status with the next
+/// sequence number (at least now in ms, so it keeps increasing even if
+/// the record is lost), or nothing when it is what was last published.
+/// Read only: the record is written once the broker has the change.
+static PROPOSE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{STATUS_LUA}
 if last_status == status then return false end
-local seq = math.max(last_seq + 1, tonumber(ARGV[1]))
-redis.call('SET', KEYS[3], status .. ':' .. seq, 'PX', ARGV[2])
-return {status, seq, last or ''}
-",
-    )
+return {{status, math.max(last_seq + 1, tonumber(ARGV[1]))}}
+"
+    ))
 });
 
-/// Puts back what was published before a change the broker refused,
-/// unless a later change has been recorded since. KEYS[1] the published
-/// record; ARGV the refused record, the previous one ('' none), ttl.
-static UNSETTLE: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Records a change the broker acknowledged (ARGV[2] `status:sequence`),
+/// unless a later one was recorded meanwhile. KEYS[1] the record.
+static RECORD: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[1])
-else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+local last = redis.call('GET', KEYS[1])
+if last then
+  local sep = string.find(last, ':', 1, true)
+  if sep and (tonumber(string.sub(last, sep + 1)) or 0) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ",
     )
 });
 
-/// Takes up to ARGV[2] users whose settling is due (score <= ARGV[1])
-/// off the pending set KEYS[1]: each is taken by one replica.
+/// Takes up to ARGV[3] users whose settling is due (score <= ARGV[1]) on
+/// the pending set KEYS[1], leasing each until ARGV[2]: the lease keeps
+/// other replicas off the user until [`FINISH`], and if the taker dies the
+/// user is due again when it ends.
 static TAKE_DUE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, user in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], user) end
 return due
 ",
     )
 });
 
-/// A published status is remembered this long; after it, "offline" is
-/// assumed (the topic forgets too: it keeps a week).
-const PUBLISHED_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// Ends a lease (KEYS[4] the pending set, ARGV[2] the user, ARGV[3] when
+/// to look again): done when the status is what was last published;
+/// otherwise (it changed meanwhile, or the broker refused it) due again.
+static FINISH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{STATUS_LUA}
+if last_status == status then
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  return 1
+end
+redis.call('ZADD', KEYS[4], 'XX', ARGV[3], ARGV[2])
+return 0
+"
+    ))
+});
+
+/// How long a replica holds a user it is settling: longer than a produce
+/// may take (`kafka.message_timeout_ms`, 10 s in the shipped settings).
+pub const LEASE: Duration = Duration::from_secs(30);
 
 impl Store {
     /// Records whether `connection_id` says its user is away.
@@ -142,8 +163,17 @@ impl Store {
         format!("rt:presence:pending:{}", self.namespace())
     }
 
-    /// Settles `user` at `due_ms` unless already pending: changes within
-    /// the debounce fold into one look at the status when it ends.
+    fn status_keys(user: Uuid) -> [String; 3] {
+        [
+            format!("rt:presence:{user}"),
+            format!("rt:away:{user}"),
+            format!("rt:presence:published:{user}"),
+        ]
+    }
+
+    /// Settles `user` at `due_ms` unless already pending (or being
+    /// settled): changes within the debounce fold into one look at the
+    /// status when it ends.
     pub async fn presence_pending(&self, user: Uuid, due_ms: i64) -> redis::RedisResult<()> {
         let mut connection = self.connection().await?;
         redis::cmd("ZADD")
@@ -155,12 +185,14 @@ impl Store {
             .await
     }
 
-    /// Users whose debounce has ended, taken off the pending set.
+    /// Users whose debounce has ended, leased to this replica.
     pub async fn presence_due(&self, limit: usize) -> redis::RedisResult<Vec<Uuid>> {
         let mut connection = self.connection().await?;
+        let now = now_ms();
         let due: Vec<String> = TAKE_DUE
             .key(self.pending_key())
-            .arg(now_ms())
+            .arg(now)
+            .arg(now + LEASE.as_millis() as i64)
             .arg(limit)
             .invoke_async(&mut connection)
             .await?;
@@ -170,42 +202,52 @@ impl Store {
             .collect())
     }
 
-    /// The user's new status, if it changed since it was last published.
-    pub async fn settle_presence(&self, user: Uuid) -> redis::RedisResult<Option<Settled>> {
+    /// The change to publish for `user`, if their status differs from the
+    /// last one published.
+    pub async fn propose_presence(&self, user: Uuid) -> redis::RedisResult<Option<Settled>> {
         let mut connection = self.connection().await?;
-        let settled: Option<(String, u64, String)> = SETTLE
-            .key(format!("rt:presence:{user}"))
-            .key(format!("rt:away:{user}"))
-            .key(format!("rt:presence:published:{user}"))
+        let [connections, away, published] = Self::status_keys(user);
+        let proposed: Option<(String, u64)> = PROPOSE
+            .key(connections)
+            .key(away)
+            .key(published)
             .arg(now_ms())
-            .arg(PUBLISHED_TTL.as_millis() as u64)
             .invoke_async(&mut connection)
             .await?;
-        Ok(settled.and_then(|(status, sequence, previous)| {
-            Status::parse(&status).map(|status| Settled {
-                status,
-                sequence,
-                previous,
-            })
+        Ok(proposed.and_then(|(status, sequence)| {
+            Status::parse(&status).map(|status| Settled { status, sequence })
         }))
     }
 
-    /// Undoes [`Store::settle_presence`] for a change that was not
-    /// published, so the next look at the user publishes it.
-    pub async fn unsettle_presence(&self, user: Uuid, settled: &Settled) {
-        let refused = format!("{}:{}", settled.status.as_str(), settled.sequence);
-        let outcome = async {
-            let mut connection = self.connection().await?;
-            UNSETTLE
-                .key(format!("rt:presence:published:{user}"))
-                .arg(refused)
-                .arg(&settled.previous)
-                .arg(PUBLISHED_TTL.as_millis() as u64)
-                .invoke_async::<i64>(&mut connection)
-                .await
-        };
-        if let Err(err) = outcome.await {
-            tracing::debug!(%err, "cannot undo a presence record");
-        }
+    /// Remembers a change the broker acknowledged. Kept with no expiry:
+    /// one short key per user who was ever online.
+    pub async fn record_presence(&self, user: Uuid, settled: &Settled) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        RECORD
+            .key(format!("rt:presence:published:{user}"))
+            .arg(format!("{}:{}", settled.status.as_str(), settled.sequence))
+            .arg(settled.sequence)
+            .invoke_async::<i64>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends this replica's lease on `user`; `retry_in` is when to look
+    /// again if what was published is not (or no longer) the status.
+    pub async fn finish_presence(&self, user: Uuid, retry_in: Duration) -> redis::RedisResult<()> {
+        let mut connection = self.connection().await?;
+        let [connections, away, published] = Self::status_keys(user);
+        let now = now_ms();
+        FINISH
+            .key(connections)
+            .key(away)
+            .key(published)
+            .key(self.pending_key())
+            .arg(now)
+            .arg(user.to_string())
+            .arg(now + retry_in.as_millis() as i64)
+            .invoke_async::<i64>(&mut connection)
+            .await?;
+        Ok(())
     }
 }

@@ -424,17 +424,7 @@ impl<W: Outgoing> Connection<W> {
                     .await;
             }
         }
-        let ttl = Duration::from_millis(self.realtime.settings.presence_ttl_ms);
-        match self
-            .realtime
-            .store
-            .connection_alive(self.user, &presence_key(&self.realtime, self.id), ttl)
-            .await
-        {
-            Ok(true) => presence::announce(&self.realtime, &self.audience, self.user, true).await,
-            Ok(false) => {}
-            Err(err) => tracing::debug!(%err, "presence unavailable"),
-        }
+        self.keep_presence().await;
         presence::changed(&self.realtime, self.user).await;
         let hello = frames::control(
             "connected",
@@ -507,6 +497,29 @@ impl<W: Outgoing> Connection<W> {
         presence::changed(&self.realtime, self.user).await;
     }
 
+    /// Renews this connection's presence lease; true (and the user's
+    /// groups told) when that brought the user online: their first
+    /// connection, or one back after the sweep took them offline.
+    async fn keep_presence(&self) -> bool {
+        let ttl = Duration::from_millis(self.realtime.settings.presence_ttl_ms);
+        match self
+            .realtime
+            .store
+            .connection_alive(self.user, &presence_key(&self.realtime, self.id), ttl)
+            .await
+        {
+            Ok(true) => {
+                presence::announce(&self.realtime, &self.audience, self.user, true).await;
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                tracing::debug!(%err, "presence unavailable");
+                false
+            }
+        }
+    }
+
     /// The client says whether this connection is in use; the user is
     /// away once every connection of theirs says so.
     async fn set_presence(&mut self, away: bool) -> Result<(), Closing> {
@@ -561,14 +574,9 @@ impl<W: Outgoing> Connection<W> {
     /// tell a quiet room from a broken delivery path.
     async fn heartbeat(&mut self, n: u64) -> Result<(), Closing> {
         self.lease().await?;
-        let ttl = Duration::from_millis(self.realtime.settings.presence_ttl_ms);
-        if let Err(err) = self
-            .realtime
-            .store
-            .connection_alive(self.user, &presence_key(&self.realtime, self.id), ttl)
-            .await
-        {
-            tracing::debug!(%err, "presence unavailable");
+        if self.keep_presence().await {
+            // Back after a sweep took the user offline (a stalled socket).
+            presence::changed(&self.realtime, self.user).await;
         }
         let beat = frames::control("heartbeat", json!({"n": n, "rooms": self.positions()}));
         self.send(&beat).await

@@ -77,17 +77,27 @@ end
 ";
 
 /// What to publish, if anything: the current status with the next
-/// sequence number (at least now in ms, so it keeps increasing even if
-/// the record is lost), or nothing when it is what was last published.
-/// Read only: the record is written once the broker has the change.
+/// sequence number, or nothing when it is what was last published. The
+/// record is written once the broker has the change; the sequence is
+/// taken now (KEYS[4], the last one handed out), so two proposals never
+/// share one, even when the first reached the broker unacknowledged. At
+/// least now in ms: it keeps increasing after these keys are gone.
 static PROPOSE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(&format!(
         "{STATUS_LUA}
 if last_status == status then return false end
-return {{status, math.max(last_seq + 1, tonumber(ARGV[1]))}}
+local seq = math.max(last_seq + 1, tonumber(ARGV[1]))
+local handed = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
+if seq <= handed then seq = handed + 1 end
+redis.call('SET', KEYS[4], seq, 'PX', ARGV[2])
+return {{status, seq}}
 "
     ))
 });
+
+/// How long the last handed-out sequence is kept: past it, the clock alone
+/// keeps sequences increasing.
+const HANDED_TTL: Duration = Duration::from_secs(86_400);
 
 /// Records a change the broker acknowledged (ARGV[2] `status:sequence`),
 /// unless a later one was recorded meanwhile. KEYS[1] the record.
@@ -211,7 +221,9 @@ impl Store {
             .key(connections)
             .key(away)
             .key(published)
+            .key(format!("rt:presence:handed:{user}"))
             .arg(now_ms())
+            .arg(HANDED_TTL.as_millis() as u64)
             .invoke_async(&mut connection)
             .await?;
         Ok(proposed.and_then(|(status, sequence)| {

@@ -61,7 +61,7 @@ impl Default for EgressPolicy {
 }
 
 /// Why a request did not complete.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EgressError {
     /// The URL or a redirect pointed somewhere the policy forbids. Nothing
     /// was sent there.
@@ -226,26 +226,9 @@ fn explain(err: reqwest::Error) -> EgressError {
     let mut source: Option<&(dyn StdError + 'static)> = err.source();
     while let Some(inner) = source {
         if let Some(refusal) = inner.downcast_ref::<EgressError>() {
-            return refusal.duplicate();
+            return refusal.clone();
         }
         source = inner.source();
     }
     EgressError::Unreachable(err.without_url().to_string())
-}
-
-impl EgressError {
-    /// A copy of an error found by reference in a chain.
-    fn duplicate(&self) -> EgressError {
-        match self {
-            EgressError::Refused { host, reason } => EgressError::Refused {
-                host: host.clone(),
-                reason: *reason,
-            },
-            EgressError::BadTarget(why) => EgressError::BadTarget(why.clone()),
-            EgressError::TooLarge { limit } => EgressError::TooLarge { limit: *limit },
-            EgressError::TooManyRedirects(limit) => EgressError::TooManyRedirects(*limit),
-            EgressError::Timeout => EgressError::Timeout,
-            EgressError::Unreachable(why) => EgressError::Unreachable(why.clone()),
-        }
-    }
 }

@@ -13,6 +13,7 @@ use crate::realtime::Realtime;
 use crate::realtime::frames;
 use crate::realtime::rooms::Room;
 use crate::realtime::store::now_ms;
+use futures::StreamExt as _;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -67,6 +68,9 @@ pub async fn changed(realtime: &Realtime, user: Uuid) {
     }
 }
 
+/// Users settled at once by one replica (each waits for a produce ack).
+const SETTLE_CONCURRENCY: usize = 64;
+
 /// Publishes the presence of users whose debounce ended, until shutdown
 /// (once the topic exists).
 pub async fn publish_settled(
@@ -98,9 +102,13 @@ pub async fn publish_settled(
                 continue;
             }
         };
-        for user in due {
-            settle(&realtime, &publisher, user).await;
-        }
+        // Each settle waits for the broker's acknowledgement: many at
+        // once, or a reconnect storm would be published one ack at a time.
+        futures::stream::iter(due)
+            .for_each_concurrent(SETTLE_CONCURRENCY, |user| {
+                settle(&realtime, &publisher, user)
+            })
+            .await;
     }
 }
 

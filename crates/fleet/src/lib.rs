@@ -13,6 +13,7 @@ pub struct Listeners {
     pub groups: TcpListener,
     pub messages: TcpListener,
     pub media: TcpListener,
+    pub notifier: TcpListener,
 }
 
 impl Listeners {
@@ -30,6 +31,7 @@ impl Listeners {
             groups: bind(config.grpc.groups.listen.clone()).await?,
             messages: bind(config.grpc.messages.listen.clone()).await?,
             media: bind(config.grpc.media.listen.clone()).await?,
+            notifier: bind(config.grpc.notifier.listen.clone()).await?,
         })
     }
 
@@ -45,6 +47,7 @@ impl Listeners {
             &mut config.grpc.groups,
             &mut config.grpc.messages,
             &mut config.grpc.media,
+            &mut config.grpc.notifier,
         ] {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
@@ -52,9 +55,9 @@ impl Listeners {
             endpoint.url = format!("http://{addr}");
             grpc.push(listener);
         }
-        let [users, groups, messages, media]: [TcpListener; 4] = grpc
+        let [users, groups, messages, media, notifier]: [TcpListener; 5] = grpc
             .try_into()
-            .map_err(|_| anyhow::anyhow!("expected four gRPC listeners"))?;
+            .map_err(|_| anyhow::anyhow!("expected five gRPC listeners"))?;
         Ok(Listeners {
             gateway,
             internal: Some(internal),
@@ -62,6 +65,7 @@ impl Listeners {
             groups,
             messages,
             media,
+            notifier,
         })
     }
 }
@@ -90,6 +94,10 @@ pub async fn run(
     services.spawn(named(
         "media",
         messenger_media::serve(config.clone(), listeners.media, token.clone()),
+    ));
+    services.spawn(named(
+        "notifier",
+        messenger_notifier::serve(config.clone(), listeners.notifier, token.clone()),
     ));
     services.spawn(named(
         "gateway",

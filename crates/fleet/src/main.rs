@@ -38,6 +38,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 (messenger_groups::SCHEMA, &messenger_groups::MIGRATOR),
                 (messenger_messages::SCHEMA, &messenger_messages::MIGRATOR),
                 (messenger_media::SCHEMA, &messenger_media::MIGRATOR),
+                (messenger_notifier::SCHEMA, &messenger_notifier::MIGRATOR),
             ] {
                 let pool = db::connect(&config, schema).await?;
                 db::migrate_up(&pool, migrator).await?;

@@ -42,6 +42,7 @@ impl Backend {
             "groups" => &config.grpc.groups.metrics_listen,
             "messages" => &config.grpc.messages.metrics_listen,
             "media" => &config.grpc.media.metrics_listen,
+            "notifier" => &config.grpc.notifier.metrics_listen,
             _ => anyhow::bail!("unknown service {service:?}"),
         };
         let metrics = if metrics_listen.is_empty() {

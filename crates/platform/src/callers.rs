@@ -9,7 +9,9 @@
 //! may be attached; the media service asks messages whether a reader may see
 //! an attachment, and which uploads a message carries before its sweeper
 //! deletes unattached ones. Nothing calls the users service but the gateway and the
-//! messages service (to resolve @mentions), and nothing calls the gateway.
+//! messages service (to resolve @mentions), nothing calls the notifier but
+//! the gateway (for the user's own devices and settings: the notifier learns
+//! everything else from events), and nothing calls the gateway.
 
 use std::fmt;
 
@@ -21,16 +23,18 @@ pub enum Caller {
     Groups,
     Messages,
     Media,
+    Notifier,
     Gateway,
     Operator,
 }
 
 impl Caller {
-    pub const ALL: [Caller; 6] = [
+    pub const ALL: [Caller; 7] = [
         Caller::Users,
         Caller::Groups,
         Caller::Messages,
         Caller::Media,
+        Caller::Notifier,
         Caller::Gateway,
         Caller::Operator,
     ];
@@ -42,6 +46,7 @@ impl Caller {
             Caller::Groups => "groups",
             Caller::Messages => "messages",
             Caller::Media => "media",
+            Caller::Notifier => "notifier",
             Caller::Gateway => "gateway",
             Caller::Operator => "operator",
         }
@@ -396,6 +401,48 @@ pub const RULES: &[(&str, Admits, Scope)] = &[
         USER,
     ),
     ("/messenger.media.v1.MediaService/ClaimMedia", GATEWAY, USER),
+    // notifier: only the gateway calls it, for the user in the token.
+    ("/messenger.notifier.v1.NotifierService/Info", INFO, NO_USER),
+    (
+        "/messenger.notifier.v1.NotifierService/GetVapidKey",
+        GATEWAY,
+        NO_USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/RegisterSubscription",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/ListSubscriptions",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/DeleteSubscription",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/GetSettings",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/UpdateSettings",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/GetChannelSettings",
+        GATEWAY,
+        USER,
+    ),
+    (
+        "/messenger.notifier.v1.NotifierService/UpdateChannelSettings",
+        GATEWAY,
+        USER,
+    ),
 ];
 
 /// Why a call was refused at the door.

@@ -21,6 +21,7 @@ pub fn connect_options(config: &Config, schema: &str) -> anyhow::Result<PgConnec
         "groups" => &db.urls.groups,
         "messages" => &db.urls.messages,
         "media" => &db.urls.media,
+        "notifier" => &db.urls.notifier,
         _ => anyhow::bail!("unknown service schema {schema:?}"),
     };
     let options = if url.is_empty() {

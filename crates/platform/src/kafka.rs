@@ -73,6 +73,42 @@ pub fn consumer(
         .create()?)
 }
 
+/// A [`consumer`] subscribed to `topics` (created when missing), retried
+/// with backoff until it works; `None` once `shutdown` is cancelled. A
+/// background worker's way to start, and to start again after librdkafka
+/// declared its client dead.
+pub async fn subscribed_consumer(
+    config: &KafkaConfig,
+    topics: &[String],
+    group: &str,
+    client_id: &str,
+    urgency: Urgency,
+    shutdown: &crate::CancellationToken,
+) -> Option<rdkafka::consumer::StreamConsumer> {
+    use rdkafka::consumer::Consumer;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            ensure_topics(config, topics).await?;
+            let consumer = consumer(config, group, client_id, urgency)?;
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&names)?;
+            anyhow::Ok(consumer)
+        };
+        match attempt.await {
+            Ok(consumer) => return Some(consumer),
+            Err(err) => {
+                tracing::warn!(error = %err, client = client_id, "cannot start a Kafka consumer; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 /// The client's fatal error, if it has had one: librdkafka then refuses
 /// every further operation, so the only way on is a new client.
 pub fn fatal_error<C: rdkafka::client::ClientContext>(

@@ -13,7 +13,7 @@
 //!
 //! An event message without a topic here does not compile.
 
-use crate::{groups, media, messages, presence, users};
+use crate::{groups, media, messages, notifier, presence, users};
 use std::fmt;
 
 include!(concat!(env!("OUT_DIR"), "/event_types.rs"));
@@ -28,15 +28,17 @@ pub enum Topic {
     Messages,
     Media,
     Presence,
+    Notifier,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 5] = [
+    pub const ALL: [Topic; 6] = [
         Topic::Users,
         Topic::Groups,
         Topic::Messages,
         Topic::Media,
         Topic::Presence,
+        Topic::Notifier,
     ];
 
     /// The topic's name without the deployment prefix.
@@ -47,6 +49,7 @@ impl Topic {
             Topic::Messages => "messages.events.v1",
             Topic::Media => "media.events.v1",
             Topic::Presence => "presence.events.v1",
+            Topic::Notifier => "notifier.events.v1",
         }
     }
 
@@ -63,6 +66,7 @@ impl Topic {
             Topic::Messages => messages::v1::MessagesEvent::EVENT_TYPES,
             Topic::Media => media::v1::MediaEvent::EVENT_TYPES,
             Topic::Presence => presence::v1::PresenceEvent::EVENT_TYPES,
+            Topic::Notifier => notifier::v1::NotifierEvent::EVENT_TYPES,
         }
     }
 }
@@ -98,6 +102,11 @@ impl presence::v1::PresenceEvent {
     pub const TOPIC: Topic = Topic::Presence;
 }
 
+impl notifier::v1::NotifierEvent {
+    /// Every record on this topic is one such message.
+    pub const TOPIC: Topic = Topic::Notifier;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,7 +121,7 @@ mod tests {
             .iter()
             .map(|t| (t.name(), t.event_types()))
             .collect();
-        let expected: [(&str, &[&str]); 5] = [
+        let expected: [(&str, &[&str]); 6] = [
             (
                 "users.events.v1",
                 &[
@@ -168,6 +177,15 @@ mod tests {
                 "presence.events.v1",
                 &["messenger.presence.v1.PresenceChanged"],
             ),
+            (
+                "notifier.events.v1",
+                &[
+                    "messenger.notifier.v1.PushDelivered",
+                    "messenger.notifier.v1.PushSkipped",
+                    "messenger.notifier.v1.PushFailed",
+                    "messenger.notifier.v1.SubscriptionExpired",
+                ],
+            ),
         ];
         assert_eq!(names, expected);
     }
@@ -180,6 +198,7 @@ mod tests {
         use groups::v1::groups_event::Payload as Groups;
         use media::v1::media_event::Payload as Media;
         use messages::v1::messages_event::Payload as Messages;
+        use notifier::v1::notifier_event::Payload as Notifier;
         use presence::v1::presence_event::Payload as Presence;
         use users::v1::user_event::Payload as Users;
         let derived = [
@@ -202,6 +221,10 @@ mod tests {
             (
                 Presence::TOPIC,
                 names(Presence::every_variant(), Presence::event_type),
+            ),
+            (
+                Notifier::TOPIC,
+                names(Notifier::every_variant(), Notifier::event_type),
             ),
         ];
         for (topic, names) in derived {

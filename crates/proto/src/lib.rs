@@ -31,6 +31,12 @@ pub mod media {
     }
 }
 
+pub mod notifier {
+    pub mod v1 {
+        tonic::include_proto!("messenger.notifier.v1");
+    }
+}
+
 pub mod presence {
     pub mod v1 {
         tonic::include_proto!("messenger.presence.v1");

@@ -12,6 +12,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub mod images;
+pub mod push_service;
 
 pub const TEST_JWT_KEYS: &str = "test:0123456789abcdef0123456789abcdef";
 

@@ -5,6 +5,7 @@ use messenger_platform::grpc::TracePropagation;
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
+use messenger_proto::notifier::v1::notifier_service_client::NotifierServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::future::Future;
 use std::time::Instant;
@@ -15,6 +16,7 @@ pub type UsersClient = UsersServiceClient<InterceptedService<Channel, TracePropa
 pub type GroupsClient = GroupsServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type MessagesClient = MessagesServiceClient<InterceptedService<Channel, TracePropagation>>;
 pub type MediaClient = MediaServiceClient<InterceptedService<Channel, TracePropagation>>;
+pub type NotifierClient = NotifierServiceClient<InterceptedService<Channel, TracePropagation>>;
 
 /// Runs one gRPC call, recording `grpc_client_requests_total` and
 /// `grpc_client_duration_seconds` by method and status code.

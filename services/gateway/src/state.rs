@@ -3,7 +3,7 @@
 //! rate-limit guard and,
 //! when WebSocket delivery is on, the realtime hub.
 
-use crate::backends::{GroupsClient, MediaClient, MessagesClient, UsersClient};
+use crate::backends::{GroupsClient, MediaClient, MessagesClient, NotifierClient, UsersClient};
 use crate::ratelimit::Guard;
 use crate::realtime::{Realtime, Wiring};
 use crate::settings::{RateLimitSettings, UploadLimits, WebSocketSettings};
@@ -16,6 +16,7 @@ use messenger_platform::{CancellationToken, Config};
 use messenger_proto::groups::v1::groups_service_client::GroupsServiceClient;
 use messenger_proto::media::v1::media_service_client::MediaServiceClient;
 use messenger_proto::messages::v1::messages_service_client::MessagesServiceClient;
+use messenger_proto::notifier::v1::notifier_service_client::NotifierServiceClient;
 use messenger_proto::users::v1::users_service_client::UsersServiceClient;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,7 @@ struct Inner {
     messages: MessagesClient,
     media: MediaClient,
     media_limits: MediaLimits,
+    notifier: NotifierClient,
     backends: Vec<(&'static str, HealthClient<Channel>)>,
     tokens: Arc<UserTokens>,
     redis: redis::Client,
@@ -113,6 +115,14 @@ impl AppState {
             &config.grpc.media.url,
             media_limits.upload_timeout,
         )?;
+        // Not among the readiness backends: without push the API still
+        // serves, so a notifier outage must not take the gateway out.
+        let notifier = lazy_channel(
+            transport,
+            Caller::Notifier,
+            &config.grpc.notifier.url,
+            timeout,
+        )?;
         let backends = vec![
             ("users", HealthClient::new(users.clone())),
             ("groups", HealthClient::new(groups.clone())),
@@ -145,6 +155,7 @@ impl AppState {
                 messages: MessagesServiceClient::with_interceptor(messages, TracePropagation),
                 media: MediaServiceClient::with_interceptor(media, TracePropagation),
                 media_limits,
+                notifier: NotifierServiceClient::with_interceptor(notifier, TracePropagation),
                 backends,
                 guard: Guard::from_config(config, &rate_limits, Arc::clone(&tokens))?,
                 tokens,
@@ -169,6 +180,10 @@ impl AppState {
 
     pub fn media(&self) -> MediaClient {
         self.inner.media.clone()
+    }
+
+    pub fn notifier(&self) -> NotifierClient {
+        self.inner.notifier.clone()
     }
 
     pub fn media_limits(&self) -> &MediaLimits {

@@ -32,7 +32,17 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
     ));
     // A consumer librdkafka declared dead is replaced; anything else ends
     // only with the shutdown.
-    while let Some(consumer) = start_consumer(kafka, &topic, &group, &shutdown).await {
+    let topics = [topic];
+    while let Some(consumer) = messenger_platform::kafka::subscribed_consumer(
+        kafka,
+        &topics,
+        &group,
+        GROUP,
+        messenger_platform::kafka::Urgency::Background,
+        &shutdown,
+    )
+    .await
+    {
         let fatal = consume(&consumer, &media, &shutdown).await;
         messenger_platform::kafka::close_consumer(consumer).await;
         match fatal {
@@ -40,42 +50,6 @@ pub async fn run(config: Config, media: Media, shutdown: CancellationToken) {
             None => break,
         }
     }
-}
-
-/// A consumer subscribed to `topic`; retried until it works, `None` once
-/// `shutdown` is cancelled.
-async fn start_consumer(
-    kafka: &messenger_platform::config::KafkaConfig,
-    topic: &str,
-    group: &str,
-    shutdown: &CancellationToken,
-) -> Option<rdkafka::consumer::StreamConsumer> {
-    let mut backoff = Duration::from_millis(200);
-    let consumer = loop {
-        let attempt = async {
-            messenger_platform::kafka::ensure_topics(kafka, &[topic.to_owned()]).await?;
-            let consumer = messenger_platform::kafka::consumer(
-                kafka,
-                group,
-                GROUP,
-                messenger_platform::kafka::Urgency::Background,
-            )?;
-            consumer.subscribe(&[topic])?;
-            anyhow::Ok(consumer)
-        };
-        match attempt.await {
-            Ok(consumer) => break consumer,
-            Err(err) => {
-                tracing::warn!(error = %err, "thumbnail worker cannot start its consumer; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    };
-    Some(consumer)
 }
 
 /// Handles uploads until shutdown (`None`) or until the consumer has a

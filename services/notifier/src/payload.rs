@@ -73,15 +73,15 @@ pub fn compose(facts: &Facts<'_>, privacy: Privacy, topic_key: &hmac::Key) -> Pa
         0 | 1 => one,
         n => format!("{one} (+{} more)", n - 1),
     };
+    // A direct conversation is named after the other person: the sender.
+    let heading = if conversation == sender {
+        sender.clone()
+    } else {
+        format!("{sender} in {conversation}")
+    };
     let (title, body) = match privacy {
-        Privacy::Full => (
-            format!("{sender} in {conversation}"),
-            more(shorten(facts.excerpt, EXCERPT_CHARS)),
-        ),
-        Privacy::SenderOnly => (
-            format!("{sender} in {conversation}"),
-            more("New message".to_owned()),
-        ),
+        Privacy::Full => (heading.clone(), more(shorten(facts.excerpt, EXCERPT_CHARS))),
+        Privacy::SenderOnly => (heading, more("New message".to_owned())),
         Privacy::Hidden => (
             "New message".to_owned(),
             more(String::new()).trim().to_owned(),
@@ -166,6 +166,12 @@ mod tests {
         let sender = compose(&facts("lunch at noon?", 1), Privacy::SenderOnly, &key());
         assert_eq!(sender.title, "Ann in #general");
         assert_eq!(sender.body, "New message");
+
+        let direct = Facts {
+            conversation_name: "Ann",
+            ..facts("lunch?", 1)
+        };
+        assert_eq!(compose(&direct, Privacy::Full, &key()).title, "Ann");
 
         let hidden = compose(&facts("lunch at noon?", 3), Privacy::Hidden, &key());
         let json = serde_json::to_string(&hidden).expect("json");

@@ -10,6 +10,8 @@ sender is proven against an implementation that is not ours.
     POST /push/<id>   checked, decrypted, recorded; 201
     POST /gone        410 (the subscription expired)
     POST /busy        429 with Retry-After: 7
+    POST /slow/<id>   as /push/<id>, recorded at once but answered 1.5 s
+                      later (a sender killed meanwhile never hears back)
     GET  /received    every push recorded so far (JSON)
 
 A push that fails a check is recorded with the reason and answered 400.
@@ -121,6 +123,8 @@ class Handler(BaseHTTPRequestHandler):
             RECEIVED.append(record)
             return self.answer(400, repr(error).encode())
         RECEIVED.append(record)
+        if self.path.startswith("/slow/"):
+            time.sleep(1.5)
         self.answer(201, headers=[("Location", f"{self.path}/message")])
 
 

@@ -1,87 +1,24 @@
-//! Web Push against a push service on loopback (tests/push_service.py)
-//! that checks every request as RFC 8030, 8291 and 8292 say and decrypts
-//! it with Mozilla's `http_ece`: an implementation that is not ours.
-//!
-//! The Python it runs comes from `.local/webpush-venv` (`./dev infra`
-//! makes it) or `WEBPUSH_TEST_PYTHON`.
+//! Web Push against a push service on loopback (tests/push_service.py,
+//! run by `messenger_testkit::push_service`) that checks every request as
+//! RFC 8030, 8291 and 8292 say and decrypts it with Mozilla's `http_ece`:
+//! an implementation that is not ours.
 
 use messenger_notifier::webpush::{
     MAX_PLAINTEXT, Outcome, Push, PushError, Subscription, Urgency, Vapid, WebPush,
 };
 use messenger_platform::egress::{Egress, EgressError, EgressPolicy, Forbidden};
+use messenger_testkit::push_service::PushService;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-struct PushService {
-    child: Child,
-    port: u16,
-    p256dh: String,
-    auth: String,
-}
-
-impl PushService {
-    fn start() -> PushService {
-        let python = std::env::var_os("WEBPUSH_TEST_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(ROOT).join(".local/webpush-venv/bin/python"));
-        assert!(
-            python.exists(),
-            "{} is missing: run ./dev infra (it installs http-ece there)",
-            python.display()
-        );
-        let mut child = Command::new(python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/push_service.py"
-            ))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the push service starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("its first line");
-        let hello: Value = serde_json::from_str(&line).expect("a JSON line");
-        PushService {
-            child,
-            port: u16::try_from(hello["port"].as_u64().expect("port")).expect("a port"),
-            p256dh: hello["p256dh"].as_str().expect("p256dh").to_owned(),
-            auth: hello["auth"].as_str().expect("auth").to_owned(),
-        }
-    }
-
-    fn subscription(&self, path: &str) -> Subscription {
-        Subscription {
-            endpoint: format!("http://127.0.0.1:{}{path}", self.port),
-            p256dh: self.p256dh.clone(),
-            auth: self.auth.clone(),
-        }
-    }
-
-    async fn received(&self) -> Vec<Value> {
-        let url = format!("http://127.0.0.1:{}/received", self.port);
-        reqwest::get(url)
-            .await
-            .expect("GET /received")
-            .json()
-            .await
-            .expect("JSON")
-    }
-}
-
-impl Drop for PushService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn subscription(service: &PushService, path: &str) -> Subscription {
+    Subscription {
+        endpoint: service.endpoint(path),
+        p256dh: service.p256dh.clone(),
+        auth: service.auth.clone(),
     }
 }
 
@@ -116,7 +53,7 @@ async fn pushes_arrive_encrypted_signed_and_answered() {
     let service = PushService::start();
     let egress = Egress::new(loopback_allowed()).expect("egress");
     let sender = WebPush::new(egress, Arc::new(vapid()));
-    let device = service.subscription("/push/device-1");
+    let device = subscription(&service, "/push/device-1");
 
     let message = r#"{"title":"Ann in #general","body":"lunch? ☃"}"#;
     let sent = sender
@@ -128,18 +65,18 @@ async fn pushes_arrive_encrypted_signed_and_answered() {
     assert_eq!(sent.expect("sent"), Outcome::Accepted);
 
     let gone = sender
-        .send(&service.subscription("/gone"), &push(b"hi", None))
+        .send(&subscription(&service, "/gone"), &push(b"hi", None))
         .await;
     assert_eq!(gone.expect("answered"), Outcome::Gone);
     let busy = sender
-        .send(&service.subscription("/busy"), &push(b"hi", None))
+        .send(&subscription(&service, "/busy"), &push(b"hi", None))
         .await;
     assert_eq!(
         busy.expect("answered"),
         Outcome::Retry(Some(Duration::from_secs(7)))
     );
     // Encrypted for another browser's secret: the push service cannot read it.
-    let mut stranger = service.subscription("/push/stranger");
+    let mut stranger = subscription(&service, "/push/stranger");
     stranger.auth = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
     let refused = sender.send(&stranger, &push(b"hi", None)).await;
     assert_eq!(refused.expect("answered"), Outcome::Rejected(400));
@@ -163,7 +100,7 @@ async fn bad_subscriptions_and_payloads_are_refused_before_sending() {
         Egress::new(loopback_allowed()).expect("egress"),
         Arc::new(vapid()),
     );
-    let good = service.subscription("/push/device-2");
+    let good = subscription(&service, "/push/device-2");
 
     let too_large = "x".repeat(MAX_PLAINTEXT + 1);
     let refused = sender.send(&good, &push(too_large.as_bytes(), None)).await;
@@ -202,7 +139,7 @@ async fn endpoints_inside_the_network_are_refused_by_default() {
         Arc::new(vapid()),
     );
     let plain = strict
-        .send(&service.subscription("/push/d"), &push(b"hi", None))
+        .send(&subscription(&service, "/push/d"), &push(b"hi", None))
         .await;
     assert!(
         matches!(plain, Err(PushError::Egress(EgressError::BadTarget(_)))),
@@ -210,7 +147,7 @@ async fn endpoints_inside_the_network_are_refused_by_default() {
     );
     let https = Subscription {
         endpoint: format!("https://127.0.0.1:{}/push/d", service.port),
-        ..service.subscription("/push/d")
+        ..subscription(&service, "/push/d")
     };
     let refused = strict.send(&https, &push(b"hi", None)).await;
     assert!(
@@ -225,7 +162,7 @@ async fn endpoints_inside_the_network_are_refused_by_default() {
     );
     let metadata = Subscription {
         endpoint: "https://169.254.169.254/latest/meta-data/".to_owned(),
-        ..service.subscription("/push/d")
+        ..subscription(&service, "/push/d")
     };
     let refused = strict.send(&metadata, &push(b"hi", None)).await;
     assert!(

@@ -29,11 +29,12 @@ fn add(acls: &mut Acls, who: &str, resource: &str, pattern: &str, name: &str, op
 /// What the code needs, service by service.
 fn expected() -> Acls {
     let mut acls = Acls::new();
-    let writers: [(&str, &[Topic]); 5] = [
+    let writers: [(&str, &[Topic]); 6] = [
         ("users", messenger_users::KAFKA_WRITES),
         ("groups", messenger_groups::KAFKA_WRITES),
         ("messages", messenger_messages::KAFKA_WRITES),
         ("media", messenger_media::KAFKA_WRITES),
+        ("notifier", messenger_notifier::KAFKA_WRITES),
         ("gateway", messenger_gateway::realtime::KAFKA_WRITES),
     ];
     for (service, topics) in writers {
@@ -54,27 +55,34 @@ fn expected() -> Acls {
             );
         }
     }
-    let media_reads_only = messenger_media::KAFKA_READS
-        .iter()
-        .filter(|topic| !messenger_media::KAFKA_WRITES.contains(topic));
-    for topic in media_reads_only {
-        add(
-            &mut acls,
-            "messenger-media",
-            "topic",
-            "literal",
-            topic.name(),
-            &["Read", "Describe"],
-        );
+    let consumers: [(&str, &[Topic], &[Topic], &str); 2] = [
+        (
+            "media",
+            messenger_media::KAFKA_READS,
+            messenger_media::KAFKA_WRITES,
+            messenger_media::KAFKA_CONSUMER_GROUP,
+        ),
+        (
+            "notifier",
+            messenger_notifier::KAFKA_READS,
+            messenger_notifier::KAFKA_WRITES,
+            messenger_notifier::KAFKA_CONSUMER_GROUP,
+        ),
+    ];
+    for (service, reads, writes, group) in consumers {
+        let principal = format!("messenger-{service}");
+        for topic in reads.iter().filter(|topic| !writes.contains(topic)) {
+            add(
+                &mut acls,
+                &principal,
+                "topic",
+                "literal",
+                topic.name(),
+                &["Read", "Describe"],
+            );
+        }
+        add(&mut acls, &principal, "group", "literal", group, &["Read"]);
     }
-    add(
-        &mut acls,
-        "messenger-media",
-        "group",
-        "literal",
-        messenger_media::KAFKA_CONSUMER_GROUP,
-        &["Read"],
-    );
     for topic in messenger_gateway::realtime::KAFKA_READS {
         add(
             &mut acls,
@@ -188,6 +196,7 @@ fn no_one_but_a_topics_owner_writes_it() {
                     Topic::Messages => "messenger-messages",
                     Topic::Media => "messenger-media",
                     Topic::Presence => "messenger-gateway",
+                    Topic::Notifier => "messenger-notifier",
                 });
                 assert_eq!(owner, Some(who.as_str()), "{who} may write {name}");
             }

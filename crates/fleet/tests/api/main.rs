@@ -22,6 +22,7 @@ mod media_sweep;
 mod messages;
 mod ops;
 mod presence;
+mod push;
 mod realtime;
 mod realtime_redis;
 mod reflection;

@@ -63,6 +63,53 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         "media.max_image_pixels",
         Kind::Scalar,
     ),
+    ("NOTIFIER_VAPID_KEY", "notifier.vapid_key", Kind::Text),
+    (
+        "NOTIFIER_VAPID_SUBJECT",
+        "notifier.vapid_subject",
+        Kind::Text,
+    ),
+    ("NOTIFIER_GRACE_MS", "notifier.grace_ms", Kind::Scalar),
+    (
+        "NOTIFIER_PUSH_TTL_SECONDS",
+        "notifier.push_ttl_seconds",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_MAX_ATTEMPTS",
+        "notifier.max_attempts",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER",
+        "notifier.max_subscriptions_per_user",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_SEND_CONCURRENCY",
+        "notifier.send_concurrency",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_DELIVERY_RETENTION_HOURS",
+        "notifier.delivery_retention_hours",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_EGRESS_ALLOW_NETWORKS",
+        "notifier.egress.allow_networks",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_EGRESS_ALLOW_PLAIN_HTTP",
+        "notifier.egress.allow_plain_http",
+        Kind::Scalar,
+    ),
+    (
+        "NOTIFIER_EGRESS_TIMEOUT_MS",
+        "notifier.egress.timeout_ms",
+        Kind::Scalar,
+    ),
     (
         "WS_HEARTBEAT_INTERVAL_MS",
         "websocket.heartbeat_interval_ms",
@@ -180,6 +227,11 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
         Kind::Text,
     ),
     ("MEDIA_DATABASE_URL", "database.urls.media", Kind::Text),
+    (
+        "NOTIFIER_DATABASE_URL",
+        "database.urls.notifier",
+        Kind::Text,
+    ),
     ("REDIS_HOST", "redis.host", Kind::Text),
     ("REDIS_PORT", "redis.port", Kind::Scalar),
     ("REDIS_USERNAME", "redis.username", Kind::Text),
@@ -252,6 +304,13 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     (
         "MEDIA_METRICS_LISTEN",
         "grpc.media.metrics_listen",
+        Kind::Text,
+    ),
+    ("NOTIFIER_GRPC_LISTEN", "grpc.notifier.listen", Kind::Text),
+    ("NOTIFIER_GRPC_URL", "grpc.notifier.url", Kind::Text),
+    (
+        "NOTIFIER_METRICS_LISTEN",
+        "grpc.notifier.metrics_listen",
         Kind::Text,
     ),
     ("GRPC_TIMEOUT_MS", "grpc.timeout_ms", Kind::Scalar),

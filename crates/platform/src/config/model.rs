@@ -88,6 +88,7 @@ pub struct DatabaseUrls {
     pub groups: Secret,
     pub messages: Secret,
     pub media: Secret,
+    pub notifier: Secret,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -173,6 +174,12 @@ impl KafkaConfig {
     pub fn topic(&self, logical: &str) -> String {
         format!("{}{}", self.topic_prefix, logical)
     }
+
+    /// The logical name of a topic as received (the prefix removed);
+    /// `None` for a topic outside this deployment's prefix.
+    pub fn unprefixed<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic.strip_prefix(self.topic_prefix.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -182,6 +189,7 @@ pub struct GrpcConfig {
     pub groups: GrpcEndpoint,
     pub messages: GrpcEndpoint,
     pub media: GrpcEndpoint,
+    pub notifier: GrpcEndpoint,
     pub timeout_ms: u64,
     /// Verify the forwarded user token on user-scoped calls.
     pub user_tokens: bool,
@@ -470,6 +478,7 @@ impl Config {
             ("grpc.groups", &self.grpc.groups),
             ("grpc.messages", &self.grpc.messages),
             ("grpc.media", &self.grpc.media),
+            ("grpc.notifier", &self.grpc.notifier),
         ] {
             if endpoint.listen.parse::<std::net::SocketAddr>().is_err() {
                 return Err(ConfigError::invalid(

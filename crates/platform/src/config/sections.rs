@@ -12,7 +12,8 @@ use serde_yaml::Value;
 
 /// The top-level keys of service-owned sections. Any other top-level key
 /// must be a shared section of [`Config`]: a typo fails at load.
-pub const SERVICE_SECTIONS: &[&str] = &["media", "websocket", "rate_limit", "passwords"];
+pub const SERVICE_SECTIONS: &[&str] =
+    &["media", "websocket", "rate_limit", "passwords", "notifier"];
 
 /// A service's settings section (or the part of one it reads).
 pub trait Section: DeserializeOwned {

@@ -26,6 +26,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "groups_database_url",
     "messages_database_url",
     "media_database_url",
+    "notifier_database_url",
+    "vapid_key",
 ];
 
 /// Reads the secrets once and applies them to `config` (a no-op without
@@ -56,6 +58,14 @@ pub fn apply(config: &mut Config, secrets: HashMap<String, String>) -> Vec<Strin
             "groups_database_url" => &mut config.database.urls.groups,
             "messages_database_url" => &mut config.database.urls.messages,
             "media_database_url" => &mut config.database.urls.media,
+            "notifier_database_url" => &mut config.database.urls.notifier,
+            // The notifier's own section (it alone is given this key).
+            "vapid_key" => {
+                if config.set("notifier.vapid_key", value).is_ok() {
+                    applied.push(key);
+                }
+                continue;
+            }
             "redis_username" => {
                 config.redis.username = value;
                 applied.push(key);

@@ -91,5 +91,6 @@ fn fingerprint(config: &Config) -> Vec<&str> {
         config.database.urls.groups.expose(),
         config.database.urls.messages.expose(),
         config.database.urls.media.expose(),
+        config.database.urls.notifier.expose(),
     ]
 }

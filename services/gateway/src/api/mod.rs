@@ -6,6 +6,7 @@
 pub mod groups;
 pub mod media;
 pub mod messages;
+pub mod push;
 pub mod users;
 
 use time::OffsetDateTime;

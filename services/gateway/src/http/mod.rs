@@ -12,6 +12,7 @@ mod openapi;
 pub mod params;
 #[cfg(test)]
 mod proptests;
+pub mod push;
 mod socket;
 pub mod users;
 
@@ -43,6 +44,7 @@ use utoipa_axum::routes;
         (name = "messages", description = "Messages, threads, reactions and read positions"),
         (name = "media", description = "Uploading and downloading files"),
         (name = "notifications", description = "Mentions, replies and direct messages for you"),
+        (name = "push", description = "Web Push to your devices, and notification settings"),
         (name = "search", description = "Full-text search"),
         (name = "ops", description = "Health and readiness"),
     )
@@ -133,6 +135,17 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(media_upload::get_media))
         .routes(routes!(media_download::download_thumbnail))
+        .routes(routes!(push::vapid_key))
+        .routes(routes!(
+            push::list_subscriptions,
+            push::register_subscription
+        ))
+        .routes(routes!(push::delete_subscription))
+        .routes(routes!(push::get_settings, push::update_settings))
+        .routes(routes!(
+            push::get_channel_settings,
+            push::update_channel_settings
+        ))
         .routes(routes!(health::health))
         .routes(routes!(health::ready_public));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())

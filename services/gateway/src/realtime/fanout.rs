@@ -240,7 +240,7 @@ fn decode(subscribed: &[(String, Topic)], topic: &str, payload: Option<&[u8]>) -
             (event.meta.clone()?, translate::groups_event(event))
         }
         // Not subscribed: none of their events becomes a frame.
-        Topic::Users | Topic::Media | Topic::Presence => return None,
+        Topic::Users | Topic::Media | Topic::Presence | Topic::Notifier => return None,
     };
     Some(Decoded {
         event_id: meta.event_id,

@@ -106,6 +106,12 @@ impl WebPush {
         &self.vapid
     }
 
+    /// The guard every push goes through (registration checks endpoints
+    /// with it too).
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
     /// Encrypts and sends one message to one subscription.
     pub async fn send(
         &self,
@@ -149,6 +155,14 @@ impl WebPush {
             .map_err(|_| PushError::Subscription("the endpoint cannot be requested"))?;
         let response = self.egress.execute(request).await?;
         Ok(outcome(response.status.as_u16(), &response.headers))
+    }
+}
+
+impl Subscription {
+    /// Whether the keys are what RFC 8291 needs (checked at registration,
+    /// so a push never fails on them later).
+    pub fn check_keys(&self) -> Result<(), PushError> {
+        receiver_keys(self).map(|_| ())
     }
 }
 

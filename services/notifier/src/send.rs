@@ -1,0 +1,215 @@
+//! Sends queued pushes and records how each went. A push is leased while it
+//! is sent: a replica that dies mid-batch leaves its pushes to be sent
+//! again when the lease runs out, with the same collapse topic, so the
+//! device still shows one notification.
+
+use crate::events;
+use crate::repo::deliveries::{self, Leased};
+use crate::repo::subscriptions;
+use crate::webpush::{Outcome, Push, PushError, Subscription, Urgency, WebPush};
+use futures::StreamExt as _;
+use messenger_platform::CancellationToken;
+use messenger_platform::egress::EgressError;
+use messenger_proto::notifier::v1 as pb;
+use pb::notifier_event::Payload;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Pushes leased at once.
+const BATCH: i64 = 256;
+const IDLE: Duration = Duration::from_secs(1);
+/// Backoff after the first failed attempt; doubled each time after.
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const LONGEST_RETRY: Duration = Duration::from_secs(3600);
+
+pub struct Sender {
+    pub pool: PgPool,
+    pub web_push: Arc<WebPush>,
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    /// How long a push stays leased to the replica sending it: longer than
+    /// one request may take.
+    pub lease: Duration,
+    pub wake: Arc<Notify>,
+}
+
+pub async fn run(sender: Sender, shutdown: CancellationToken) {
+    loop {
+        let sent = match send_due(&sender).await {
+            Ok(sent) => sent,
+            Err(err) => {
+                tracing::warn!(error = %err, "notifier cannot lease pushes");
+                0
+            }
+        };
+        if sent >= BATCH as usize {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = sender.wake.notified() => {}
+            _ = tokio::time::sleep(IDLE) => {}
+        }
+    }
+}
+
+async fn send_due(sender: &Sender) -> sqlx::Result<usize> {
+    let leased = {
+        let mut conn = sender.pool.acquire().await?;
+        deliveries::lease_due(&mut conn, BATCH, sender.lease).await?
+    };
+    let count = leased.len();
+    futures::stream::iter(leased)
+        .for_each_concurrent(sender.concurrency, |push| async move {
+            if let Err(err) = send_one(sender, &push).await {
+                // The lease runs out and the push is tried again.
+                tracing::warn!(error = %err, delivery = %push.id, "cannot record a push's outcome");
+            }
+        })
+        .await;
+    Ok(count)
+}
+
+/// What becomes of a push after one attempt.
+enum Next {
+    Delivered,
+    Gone,
+    RetryIn(Duration, String),
+    Failed(String),
+}
+
+async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
+    let next = match &push.payload {
+        Some(payload) => attempt(sender, push, payload).await,
+        None => Next::Failed("nothing to send".to_owned()),
+    };
+    let attempts = u32::try_from(push.attempts).unwrap_or(u32::MAX);
+    let next = match next {
+        Next::RetryIn(_, reason) if attempts >= sender.max_attempts => {
+            Next::Failed(format!("{reason} ({attempts} attempts)"))
+        }
+        next => next,
+    };
+    let mut tx = sender.pool.begin().await?;
+    let user = push.user_id;
+    let label = match next {
+        Next::Delivered => {
+            deliveries::delivered(&mut tx, push.id, push.subscription_id).await?;
+            let delivered = pb::PushDelivered {
+                user_id: user.to_string(),
+                subscription_id: push.subscription_id.to_string(),
+                channel_id: push.channel_id.to_string(),
+                message_id: push.message_id.to_string(),
+                notification_ids: events::ids(&push.notification_ids),
+                attempts,
+                delivered_at: Some(messenger_platform::wire::timestamp(
+                    time::OffsetDateTime::now_utc(),
+                )),
+            };
+            events::publish(&mut tx, user, Payload::PushDelivered(delivered)).await?;
+            "delivered"
+        }
+        Next::Gone => {
+            if subscriptions::expire(&mut tx, push.subscription_id)
+                .await?
+                .is_some()
+            {
+                let expired = pb::SubscriptionExpired {
+                    user_id: user.to_string(),
+                    subscription_id: push.subscription_id.to_string(),
+                };
+                events::publish(&mut tx, user, Payload::SubscriptionExpired(expired)).await?;
+            }
+            "gone"
+        }
+        Next::RetryIn(wait, reason) => {
+            deliveries::retry_later(&mut tx, push.id, wait, &reason).await?;
+            "retry"
+        }
+        Next::Failed(reason) => {
+            deliveries::failed(&mut tx, push.id, &reason).await?;
+            let failed = pb::PushFailed {
+                user_id: user.to_string(),
+                subscription_id: push.subscription_id.to_string(),
+                channel_id: push.channel_id.to_string(),
+                notification_ids: events::ids(&push.notification_ids),
+                reason,
+                attempts,
+            };
+            events::publish(&mut tx, user, Payload::PushFailed(failed)).await?;
+            "failed"
+        }
+    };
+    tx.commit().await?;
+    metrics::counter!("notifier_pushes_total", "outcome" => label).increment(1);
+    Ok(())
+}
+
+async fn attempt(sender: &Sender, push: &Leased, payload: &[u8]) -> Next {
+    let subscription = Subscription {
+        endpoint: push.endpoint.clone(),
+        p256dh: push.p256dh.clone(),
+        auth: push.auth.clone(),
+    };
+    let started = Instant::now();
+    let sent = sender
+        .web_push
+        .send(
+            &subscription,
+            &Push {
+                payload,
+                ttl: sender.ttl,
+                urgency: if push.urgency == "high" {
+                    Urgency::High
+                } else {
+                    Urgency::Normal
+                },
+                topic: Some(&push.topic),
+            },
+        )
+        .await;
+    metrics::histogram!("notifier_push_request_seconds").record(started.elapsed().as_secs_f64());
+    let backoff = backoff(push.attempts);
+    match sent {
+        Ok(Outcome::Accepted) => Next::Delivered,
+        Ok(Outcome::Gone) => Next::Gone,
+        Ok(Outcome::Retry(after)) => Next::RetryIn(
+            after.map_or(backoff, |after| after.max(backoff)),
+            "the push service asked to retry".to_owned(),
+        ),
+        Ok(Outcome::Rejected(status)) => {
+            Next::Failed(format!("the push service refused it ({status})"))
+        }
+        Err(PushError::Egress(err @ (EgressError::Timeout | EgressError::Unreachable(_)))) => {
+            Next::RetryIn(backoff, err.to_string())
+        }
+        Err(err) => Next::Failed(err.to_string()),
+    }
+}
+
+/// 2 s after the first attempt, doubling, at most an hour.
+fn backoff(attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
+    FIRST_RETRY
+        .saturating_mul(1 << doublings)
+        .min(LONGEST_RETRY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(5), Duration::from_secs(32));
+        assert_eq!(backoff(40), LONGEST_RETRY);
+        assert_eq!(backoff(0), Duration::from_secs(2));
+    }
+}

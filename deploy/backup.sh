@@ -15,7 +15,7 @@
 # The database goes first: files are immutable and named by content, so
 # every file the snapshot refers to is still there when the files are copied.
 #
-# restore checks DIR/SHA256SUMS, stops the five services, restores the
+# restore checks DIR/SHA256SUMS, stops the six services, restores the
 # database in one transaction (pg_restore --clean: the schemas the fresh
 # stack migrated are replaced), imports the files (each blob checked
 # against the SHA-256 it is named by), and starts the services again.
@@ -29,7 +29,7 @@ usage() {
 [[ $# == 2 ]] || usage
 action=$1 dir=$2
 read -ra compose <<<"${COMPOSE:-docker compose}"
-SERVICES=(gateway users groups messages media)
+SERVICES=(gateway users groups messages media notifier)
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'backup.sh: %s\n' "$*" >&2; exit 1; }

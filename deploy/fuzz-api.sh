@@ -97,10 +97,10 @@ else
   suffix=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
   database=fuzz_$suffix
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $database"
-  # Five free loopback ports: the gateway and four gRPC services.
-  read -r http users groups messages media < <(python3 - <<'PY'
+  # Six free loopback ports: the gateway and five gRPC services.
+  read -r http users groups messages media notifier < <(python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -127,6 +127,7 @@ PY
     GROUPS_GRPC_LISTEN="127.0.0.1:$groups" GROUPS_GRPC_URL="http://127.0.0.1:$groups" \
     MESSAGES_GRPC_LISTEN="127.0.0.1:$messages" MESSAGES_GRPC_URL="http://127.0.0.1:$messages" \
     MEDIA_GRPC_LISTEN="127.0.0.1:$media" MEDIA_GRPC_URL="http://127.0.0.1:$media" \
+    NOTIFIER_GRPC_LISTEN="127.0.0.1:$notifier" NOTIFIER_GRPC_URL="http://127.0.0.1:$notifier" \
     KAFKA_ENABLED="$kafka" KAFKA_TOPIC_PREFIX="fuzz$suffix." \
     JWT_KEYS="fuzz:$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" JWT_ACTIVE_KID=fuzz \
     JWT_ACCESS_TTL_SECONDS=86400 \

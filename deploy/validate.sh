@@ -64,10 +64,10 @@ check "hadolint deploy/local/standins/Dockerfile" \
   "$BIN/hadolint" --config "$ROOT/.hadolint.yaml" --no-color --failure-threshold warning "$ROOT/deploy/local/standins/Dockerfile"
 targets=$(sed -n 's/^FROM .* AS \([a-z]*\)$/\1/p' "$ROOT/deploy/Dockerfile" | tr '\n' ' ')
 missing=""
-for target in users groups messages media gateway all; do
+for target in users groups messages media notifier gateway all; do
   [[ " $targets " == *" $target "* ]] || missing+=" $target"
 done
-if [[ -z $missing ]]; then pass "Dockerfile has targets users groups messages media gateway all"; else fail "Dockerfile lacks targets:$missing"; fi
+if [[ -z $missing ]]; then pass "Dockerfile has targets users groups messages media notifier gateway all"; else fail "Dockerfile lacks targets:$missing"; fi
 
 # ------------------------------------------------------------------ compose
 step "docker compose (config -q; no engine needed)"
@@ -80,10 +80,13 @@ prod_env=(VAULT_ADDR=https://vault.invalid:8200
   GROUPS_VAULT_ROLE_ID=dummy-role GROUPS_VAULT_SECRET_ID=dummy-secret
   MESSAGES_VAULT_ROLE_ID=dummy-role MESSAGES_VAULT_SECRET_ID=dummy-secret
   MEDIA_VAULT_ROLE_ID=dummy-role MEDIA_VAULT_SECRET_ID=dummy-secret
+  NOTIFIER_VAULT_ROLE_ID=dummy-role NOTIFIER_VAULT_SECRET_ID=dummy-secret
   GATEWAY_VAULT_ROLE_ID=dummy-role GATEWAY_VAULT_SECRET_ID=dummy-secret
   USERS_DB_PASSWORD=dummy GROUPS_DB_PASSWORD=dummy MESSAGES_DB_PASSWORD=dummy MEDIA_DB_PASSWORD=dummy
+  NOTIFIER_DB_PASSWORD=dummy
   USERS_KAFKA_PASSWORD=dummy GROUPS_KAFKA_PASSWORD=dummy MESSAGES_KAFKA_PASSWORD=dummy
-  MEDIA_KAFKA_PASSWORD=dummy GATEWAY_KAFKA_PASSWORD=dummy EVENTS_READER_KAFKA_PASSWORD=dummy
+  MEDIA_KAFKA_PASSWORD=dummy NOTIFIER_KAFKA_PASSWORD=dummy GATEWAY_KAFKA_PASSWORD=dummy
+  EVENTS_READER_KAFKA_PASSWORD=dummy
   REDIS_ACL_FILE=/dev/null
   POSTGRES_PASSWORD=dummy MINIO_ROOT_USER=dummy MINIO_ROOT_PASSWORD=dummy-password
   MEDIA_S3_SECRET_ACCESS_KEY=dummy)
@@ -166,7 +169,7 @@ overrides = re.findall(r'\(\s*"([A-Z0-9_]+)",\s*"[a-z0-9_.]+"', table)
 if len(overrides) < 40:
     problem("env.rs", f"could not read the OVERRIDES table ({len(overrides)} names found)")
 SECRETS = {"DB_PASSWORD", "REDIS_PASSWORD", "KAFKA_SASL_PASSWORD", "JWT_KEYS", "VAULT_TOKEN",
-           "VAULT_SECRET_ID"}
+           "VAULT_SECRET_ID", "NOTIFIER_VAPID_KEY"}
 secret_names = {n for n in overrides if n in SECRETS or n.endswith("_DATABASE_URL")}
 required = [n for n in overrides if n not in secret_names]
 notes.append(f"{len(overrides)} variables in OVERRIDES, {len(required)} non-secret")
@@ -224,7 +227,7 @@ services_dev = json.loads((work / "compose-dev.json").read_text() or "{}").get("
 services_prod = json.loads((work / "compose-prod.json").read_text() or "{}").get("services", {})
 if not services_dev or not services_prod:
     problem("compose", "could not render the compose files to JSON")
-for name in ("users", "groups", "messages", "media", "gateway"):
+for name in ("users", "groups", "messages", "media", "notifier", "gateway"):
     svc = services_dev.get(name)
     if not svc:
         problem("docker-compose.yml", f"service {name} missing")
@@ -256,7 +259,7 @@ for label, services in (("docker-compose.yml", services_dev), ("docker-compose.p
 # login (docs/security.md), in both stacks.
 for label, services in (("docker-compose.yml", services_dev), ("docker-compose.prod.yml", services_prod)):
     logins = set()
-    for name in ("users", "groups", "messages", "media", "gateway"):
+    for name in ("users", "groups", "messages", "media", "notifier", "gateway"):
         env = (services.get(name) or {}).get("environment") or {}
         if env.get("VAULT_SECRET_PATH") != f"messenger/{name}":
             problem(label, f"{name} must read only secret/messenger/{name} (VAULT_SECRET_PATH)")
@@ -282,10 +285,10 @@ for line in (root / "deploy/kafka/acls.tsv").read_text().splitlines():
         principal, resource, pattern, acl_name, operations = line.split()
         ACLS.setdefault(principal, set()).add(
             (resource, pattern, acl_name, frozenset(operations.split(","))))
-KAFKA_SERVICES = {"users", "groups", "messages", "media", "gateway"}
+KAFKA_SERVICES = {"users", "groups", "messages", "media", "notifier", "gateway"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
 EVENT_TOPICS = {"users.events.v1", "groups.events.v1", "messages.events.v1", "media.events.v1",
-                "presence.events.v1"}
+                "presence.events.v1", "notifier.events.v1"}
 
 
 def check_container(where, c, pod_sc, probes):

@@ -34,6 +34,7 @@ SERVICES = {
     "groups": ("127.0.0.1:50052", "messenger.groups.v1.GroupsService"),
     "messages": ("127.0.0.1:50053", "messenger.messages.v1.MessagesService"),
     "media": ("127.0.0.1:50054", "messenger.media.v1.MediaService"),
+    "notifier": ("127.0.0.1:50055", "messenger.notifier.v1.NotifierService"),
 }
 HEALTH = "grpc.health.v1.Health"
 

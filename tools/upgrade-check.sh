@@ -72,7 +72,7 @@ export SERVER_PORT=$PORT SERVER_INTERNAL_LISTEN=""
 JWT_KEYS="upgrade:$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 export JWT_KEYS JWT_ACTIVE_KID=upgrade
 export MEDIA_STORAGE_URL="file://$STATE/media"
-for pair in users:18051 groups:18052 messages:18053 media:18054; do
+for pair in users:18051 groups:18052 messages:18053 media:18054 notifier:18055; do
   svc=${pair%%:*} port=${pair##*:}
   export "${svc^^}_GRPC_LISTEN=127.0.0.1:$port" "${svc^^}_GRPC_URL=http://127.0.0.1:$port"
 done

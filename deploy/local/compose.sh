@@ -84,21 +84,22 @@ prod_environment() {
   # The Redis users for the redis_password values vault-init writes.
   export REDIS_ACL_FILE=$ROOT/deploy/redis/users.dev.acl
   local svc
-  for svc in users groups messages media gateway events-reader; do
+  for svc in users groups messages media notifier gateway events-reader; do
     local name=${svc^^}
     export "${name//-/_}_KAFKA_PASSWORD=dev-$svc-kafka-password"
   done
   # The values the dev-vault profile's vault-init puts in the database URLs.
   export USERS_DB_PASSWORD=dev-users-db-password GROUPS_DB_PASSWORD=dev-groups-db-password
   export MESSAGES_DB_PASSWORD=dev-messages-db-password MEDIA_DB_PASSWORD=dev-media-db-password
+  export NOTIFIER_DB_PASSWORD=dev-notifier-db-password
   export MINIO_ROOT_USER=minio-dev-root MINIO_ROOT_PASSWORD=minio-dev-root-password
   export MEDIA_S3_SECRET_ACCESS_KEY=dev-media-secret-change-me
-  for svc in USERS GROUPS MESSAGES MEDIA GATEWAY; do
+  for svc in USERS GROUPS MESSAGES MEDIA NOTIFIER GATEWAY; do
     export "${svc}_VAULT_ROLE_ID=not-yet" "${svc}_VAULT_SECRET_ID=not-yet"
   done
 }
 
-SERVICES=(users groups messages media gateway)
+SERVICES=(users groups messages media notifier gateway)
 
 approle_login() {
   step "AppRole login for the prod overlay (from the dev-vault profile's Vault)"
@@ -207,7 +208,7 @@ checks() {
   local wscat
   wscat=$(ensure_wscat)
   "$VENV/bin/python" "$ROOT/deploy/local/stack_checks.py" --base http://localhost --wscat "$wscat" \
-    --replicas "$([[ $PROD == 1 ]] && echo 2 || echo 1)" || die "API checks failed"
+    --replicas "$([[ $PROD == 1 ]] && echo 2 || echo 1)" --web-push || die "API checks failed"
   [[ $PROD == 1 ]] && replicas_served
   [[ $PROD == 1 ]] || vault_least_privilege
   database_roles
@@ -216,7 +217,7 @@ checks() {
   # Each schema as its own service, with its own Vault login and secret.
   local direction svc login
   for direction in down up; do
-    for svc in users groups messages media; do
+    for svc in users groups messages media notifier; do
       mapfile -t login < <(vault_login_of "$svc")
       compose run --rm --no-deps "${login[@]}" migrate "messenger-$svc" migrate "$direction" \
         2>>"$LOGS/compose-migrate.log" |
@@ -227,8 +228,9 @@ checks() {
 }
 
 # Each service's Vault token reads its own secret and nothing else: the
-# media token (the service that decodes untrusted images) is refused the
-# users secret, which holds the token signing keys.
+# media token (the service that decodes untrusted images) and the notifier
+# token (the one that sends to URLs users supply) are refused the users
+# secret, which holds the token signing keys.
 vault_least_privilege() {
   step "Vault: each service's token reads only its own secret"
   local as_media=(compose exec -T -e BAO_TOKEN=dev-token-media vault bao kv get -mount=secret)
@@ -239,7 +241,14 @@ vault_least_privilege() {
   fi
   compose exec -T -e BAO_TOKEN=dev-token-users vault bao kv get -mount=secret -field=jwt_keys \
     messenger/users >/dev/null 2>&1 || die "the users token cannot read its signing keys"
-  ok "media reads secret/messenger/media and is refused secret/messenger/users; users reads its keys"
+  # The notifier's VAPID key, made by vault-init, is in its own secret only.
+  local as_notifier=(compose exec -T -e BAO_TOKEN=dev-token-notifier vault bao kv get -mount=secret)
+  [[ -n $("${as_notifier[@]}" -field=vapid_key messenger/notifier 2>/dev/null) ]] ||
+    die "the notifier token cannot read a vapid_key in secret/messenger/notifier"
+  if "${as_notifier[@]}" -field=jwt_keys messenger/users >/dev/null 2>&1; then
+    die "the notifier token read secret/messenger/users (the signing keys)"
+  fi
+  ok "media and the notifier (its vapid_key) read their own secrets, not secret/messenger/users; users reads its keys"
 }
 
 # The services are connected as their own Postgres roles, and the media
@@ -250,7 +259,7 @@ database_roles() {
   users=$(compose exec -T postgres psql -U postgres -d messenger -tA -c \
     "SELECT string_agg(DISTINCT usename, ' ' ORDER BY usename) FROM pg_stat_activity
      WHERE datname = 'messenger' AND usename LIKE 'messenger\_%'")
-  [[ $users == "messenger_groups messenger_media messenger_messages messenger_users" ]] ||
+  [[ $users == "messenger_groups messenger_media messenger_messages messenger_notifier messenger_users" ]] ||
     die "the services' connections are not their own roles: '$users'"
   if compose exec -T -e PGPASSWORD=dev-media-db-password postgres psql -h 127.0.0.1 \
     -U messenger_media -d messenger -tA -c "SELECT count(*) FROM users.users" >/dev/null 2>&1; then

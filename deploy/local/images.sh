@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by deploy/local/compose.sh: the images the compose files name.
 
-SERVICE_TARGETS=(users groups messages media gateway all)
+SERVICE_TARGETS=(users groups messages media notifier gateway all)
 STANDIN_IMAGES=(
   postgres:localhost/standin/postgres:15
   redis:localhost/standin/redis:7
@@ -68,11 +68,12 @@ stage_host_binaries() {
   if [[ $IMAGE_PROFILE == release ]]; then profile_flag=(--release); dir=$ROOT/target/release; fi
   step "host binaries (cargo build ${profile_flag[*]} --bins)"
   (cd "$ROOT" && cargo build -q "${profile_flag[@]}" --bins -p messenger-fleet -p messenger-users \
-    -p messenger-groups -p messenger-messages -p messenger-media -p messenger-gateway)
+    -p messenger-groups -p messenger-messages -p messenger-media -p messenger-notifier -p messenger-gateway)
   rm -rf "$out"
   mkdir -p "$out"
   local bin
-  for bin in messenger messenger-users messenger-groups messenger-messages messenger-media messenger-gateway; do
+  for bin in messenger messenger-users messenger-groups messenger-messages messenger-media messenger-notifier \
+    messenger-gateway; do
     strip --strip-debug -o "$out/$bin" "$dir/$bin"
   done
   ok "staged in .local/image-binaries ($(du -sh "$out" | cut -f1))"

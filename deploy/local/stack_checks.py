@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The API as a user meets it, against a running compose stack.
 
-    stack_checks.py --base http://localhost --wscat PATH [--replicas N]
+    stack_checks.py --base http://localhost --wscat PATH [--replicas N] [--web-push]
 
 1. `wscat -c "ws://HOST/ws?token=$T"` receives `connected` (the original
    quick start's check, with the npm client people use).
@@ -10,7 +10,11 @@
    there as `new_message`.
 3. An uploaded PNG is stored (S3), its thumbnail is made (media worker,
    Kafka) and downloads as a PNG, and a message carrying it is delivered.
-4. With --replicas N (the prod overlay: N gateways behind nginx), 2N more
+4. With --web-push (a stack whose Vault holds the notifier's VAPID key),
+   Web Push is on: the gateway hands out the notifier's VAPID public key
+   (the key vault-init made; gateway -> notifier over mutual TLS) and the
+   notifier answers for the user's notification settings (its schema).
+5. With --replicas N (the prod overlay: N gateways behind nginx), 2N more
    sockets, spread by nginx, each get a message (compose.sh checks from
    each replica's metrics that every one served traffic).
 Prints each step; exits non-zero at the first that fails.
@@ -18,6 +22,7 @@ Prints each step; exits non-zero at the first that fails.
 
 import argparse
 import asyncio
+import base64
 import json
 import struct
 import subprocess
@@ -205,9 +210,21 @@ async def main():
         got = await listener.wait_for(sent["id"])
         ok(f"message with the attachment delivered ({len(got.get('attachments', []))} attachment)")
 
+    if ARGS.web_push:
+        web_push(member_token)
     if ARGS.replicas > 1:
         await across_replicas(owner_token, member_token, channel)
     print("PASSED", flush=True)
+
+
+def web_push(token):
+    """The notifier behind the gateway, with its VAPID key from Vault."""
+    key = call("GET", "/push/vapid-key", token=token)["public_key"]
+    point = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    if len(point) != 65 or point[0] != 4:
+        raise SystemExit(f"FAILED the VAPID public key is not an uncompressed P-256 point: {key!r}")
+    call("GET", "/users/me/notification-settings", token=token)
+    ok("GET /push/vapid-key answered the notifier's P-256 public key; notification settings read")
 
 
 async def across_replicas(owner_token, member_token, channel):
@@ -230,5 +247,7 @@ if __name__ == "__main__":
     parser.add_argument("--base", default="http://localhost")
     parser.add_argument("--wscat", required=True)
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--web-push", action="store_true",
+                        help="also check the notifier's Web Push key and settings")
     ARGS = parser.parse_args()
     sys.exit(asyncio.run(main()))

@@ -6,11 +6,11 @@
 --
 --   psql -d messenger -v prefix=messenger_ \
 --     -v users_password=… -v groups_password=… \
---     -v messages_password=… -v media_password=… \
+--     -v messages_password=… -v media_password=… -v notifier_password=… \
 --     -f deploy/postgres/service-roles.sql
 --
 -- then give each service its own URL (Vault keys users_database_url …
--- media_database_url, e.g. postgres://messenger_users:…@host:5432/messenger).
+-- notifier_database_url, e.g. postgres://messenger_users:…@host:5432/messenger).
 -- Objects that already exist in a schema (a database migrated before the
 -- roles existed) are handed to the schema's role.
 \set ON_ERROR_STOP on
@@ -25,7 +25,8 @@ INSERT INTO service_roles VALUES
   ('users',    :'prefix' || 'users',    :'users_password'),
   ('groups',   :'prefix' || 'groups',   :'groups_password'),
   ('messages', :'prefix' || 'messages', :'messages_password'),
-  ('media',    :'prefix' || 'media',    :'media_password');
+  ('media',    :'prefix' || 'media',    :'media_password'),
+  ('notifier', :'prefix' || 'notifier', :'notifier_password');
 
 SELECT format('CREATE ROLE %I', role_name) FROM service_roles
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) \gexec

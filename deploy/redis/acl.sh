@@ -3,7 +3,8 @@
 # its own keys and channels (docs/security.md), passwords stored as SHA-256.
 #
 #   USERS_REDIS_PASSWORD=... GROUPS_REDIS_PASSWORD=... MESSAGES_REDIS_PASSWORD=... \
-#   MEDIA_REDIS_PASSWORD=... GATEWAY_REDIS_PASSWORD=... sh deploy/redis/acl.sh >users.acl
+#   MEDIA_REDIS_PASSWORD=... NOTIFIER_REDIS_PASSWORD=... GATEWAY_REDIS_PASSWORD=... \
+#   sh deploy/redis/acl.sh >users.acl
 #   redis-server --aclfile users.acl --protected-mode no
 #
 # Each service's Vault secret holds redis_username=messenger-<service> and
@@ -26,4 +27,5 @@ echo "user messenger-users on #$(password USERS_REDIS_PASSWORD) resetkeys ~deny:
 echo "user messenger-groups on #$(password GROUPS_REDIS_PASSWORD) resetkeys ~groups:* %R~deny:* resetchannels &groups:changed &sessions:revoked $common"
 echo "user messenger-messages on #$(password MESSAGES_REDIS_PASSWORD) resetkeys %R~deny:* resetchannels &sessions:revoked $common"
 echo "user messenger-media on #$(password MEDIA_REDIS_PASSWORD) resetkeys %R~deny:* resetchannels &sessions:revoked $common"
+echo "user messenger-notifier on #$(password NOTIFIER_REDIS_PASSWORD) resetkeys %R~deny:* resetchannels &sessions:revoked $common"
 echo "user messenger-gateway on #$(password GATEWAY_REDIS_PASSWORD) resetkeys ~rl:* ~rt:* %R~deny:* resetchannels &rt:room:* &groups:changed &sessions:revoked $common"

@@ -27,8 +27,21 @@ done
 # shellcheck disable=SC2046
 bao kv put -mount=secret messenger/gateway $(kafka gateway) $(redis gateway)
 sh /usr/local/bin/fleet-pki.sh
+# The notifier's VAPID key (Web Push): made once, then kept, since browsers
+# tie their subscriptions to it. A P-256 private key as PKCS#8 DER in
+# base64; no openssl in this image, so the fleet CA's notifier role makes
+# the key pair (the certificate issued with it is discarded, never stored).
+vapid_key=$(bao kv get -mount=secret -field=vapid_key messenger/notifier 2>/dev/null || true)
+if [ -z "$vapid_key" ]; then
+  vapid_key=$(bao write -field=private_key "${PKI_MOUNT:-pki}/issue/notifier" \
+    common_name="notifier.${MTLS_DOMAIN:-messenger.internal}" ttl=60s \
+    format=der private_key_format=pkcs8)
+fi
+# shellcheck disable=SC2046
+bao kv put -mount=secret messenger/notifier $(kafka notifier) $(redis notifier) \
+  notifier_database_url="$(url notifier)" vapid_key="$vapid_key"
 bao auth list | grep -q '^approle/' || bao auth enable approle
-for svc in users groups messages media gateway; do
+for svc in users groups messages media notifier gateway; do
   # The shipped policy: its own secret, nothing else.
   bao policy write "messenger-$svc" "/policies/messenger-$svc.hcl"
   # A token for this dev stack (fixed id, renewable forever)...

@@ -7,8 +7,8 @@
 # that may mount and configure secrets engines and write policies.
 #
 # Makes: the PKI engine at $PKI_MOUNT (default pki) with a self-signed EC
-# root; one role per identity (users, groups, messages, media, gateway,
-# operator) that issues only `<identity>.$MTLS_DOMAIN`, server and client
+# root; one role per identity (users, groups, messages, media, notifier,
+# gateway, operator) that issues only `<identity>.$MTLS_DOMAIN`, server and client
 # use, at most 72 h; and one policy per identity, messenger-pki-<identity>,
 # allowing exactly that role's issue endpoint. Give each service's Vault
 # identity (AppRole or Kubernetes role) its own policy and no other, and a
@@ -25,7 +25,7 @@ if ! "$bao_cli" read -field=certificate "$mount/cert/ca" 2>/dev/null | grep -q "
   "$bao_cli" write -field=certificate "$mount/root/generate/internal" \
     common_name="messenger internal CA" ttl=87600h key_type=ec key_bits=256 >/dev/null
 fi
-for identity in users groups messages media gateway operator; do
+for identity in users groups messages media notifier gateway operator; do
   "$bao_cli" write "$mount/roles/$identity" \
     allowed_domains="$identity.$domain" allow_bare_domains=true allow_subdomains=false \
     allow_localhost=false allow_ip_sans=false enforce_hostnames=true \

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::process::Command;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-const SERVICES: [&str; 5] = ["users", "groups", "messages", "media", "gateway"];
+const SERVICES: [&str; 6] = [
+    "users", "groups", "messages", "media", "notifier", "gateway",
+];
 
 /// `acl.sh`'s output for the given passwords.
 fn acl_lines(passwords: &HashMap<&str, String>) -> String {
@@ -141,7 +143,7 @@ async fn only_the_users_service_writes_the_deny_list() {
         .revoke(session)
         .await
         .expect("the users service deny-lists");
-    for reader in ["gateway", "groups", "messages", "media"] {
+    for reader in ["gateway", "groups", "messages", "media", "notifier"] {
         let list = users.deny_list(reader, &namespace);
         assert!(list.is_revoked(session).await, "{reader} reads the list");
         refused(

@@ -30,8 +30,6 @@ pub struct Dispatcher {
     pub pool: PgPool,
     /// Keys the collapse topics (derived from the VAPID key).
     pub topic_key: hmac::Key,
-    /// Web Push is configured: without it nothing is queued to send.
-    pub enabled: bool,
     pub queued: Arc<Notify>,
     /// Woken when pushes are queued.
     pub sending: Arc<Notify>,
@@ -125,9 +123,6 @@ async fn decide(
     };
     if let Err(skip) = rules::decide(&due, &effective(&global, &own)) {
         return skipped(conn, user, channel, &ids, skip.label()).await;
-    }
-    if !dispatcher.enabled {
-        return skipped(conn, user, channel, &ids, "disabled").await;
     }
     let devices = subscriptions::devices(conn, user).await?;
     if devices.is_empty() {

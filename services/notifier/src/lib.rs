@@ -52,44 +52,47 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let settings: settings::NotifierSettings = config.section()?;
-    let keys = Keys::from_settings(&settings)?;
+    let keys = web_push_keys(&settings)?;
     let transport = Transport::establish(&config, Caller::Notifier, &shutdown).await?;
     let backend = Backend::start(&config, SCHEMA, &MIGRATOR, KAFKA_WRITES, &shutdown).await?;
-    let web_push = match &keys.vapid {
-        Some(vapid) => Some(Arc::new(webpush::WebPush::new(
+    let web_push = match &keys {
+        Some((vapid, _)) => Some(Arc::new(webpush::WebPush::new(
             Egress::new(settings.egress.clone())?,
             vapid.clone(),
         ))),
         None => {
-            tracing::warn!("notifier.vapid_key is empty: Web Push is off");
+            tracing::warn!(
+                "notifier.vapid_key is empty: Web Push is off (settings are kept, nothing is consumed or sent)"
+            );
             None
         }
     };
-    let queued = Arc::new(Notify::new());
-    let sending = Arc::new(Notify::new());
     let mut workers = Vec::new();
-    if config.features.kafka_enabled {
-        workers.push(tokio::spawn(ingest::run(
-            config.clone(),
-            ingest::Ingest {
+    // Without a way to push there is nothing to decide: no consumer, no
+    // dispatcher, no sender.
+    if let (Some(web_push), Some((_, topic_key))) = (&web_push, keys) {
+        let queued = Arc::new(Notify::new());
+        let sending = Arc::new(Notify::new());
+        if config.features.kafka_enabled {
+            workers.push(tokio::spawn(ingest::run(
+                config.clone(),
+                ingest::Ingest {
+                    pool: backend.pool.clone(),
+                    grace: settings.grace(),
+                    queued: queued.clone(),
+                },
+                backend.shutdown.clone(),
+            )));
+        }
+        workers.push(tokio::spawn(dispatch::run(
+            dispatch::Dispatcher {
                 pool: backend.pool.clone(),
-                grace: settings.grace(),
-                queued: queued.clone(),
+                topic_key,
+                queued,
+                sending: sending.clone(),
             },
             backend.shutdown.clone(),
         )));
-    }
-    workers.push(tokio::spawn(dispatch::run(
-        dispatch::Dispatcher {
-            pool: backend.pool.clone(),
-            topic_key: keys.topic,
-            enabled: web_push.is_some(),
-            queued,
-            sending: sending.clone(),
-        },
-        backend.shutdown.clone(),
-    )));
-    if let Some(web_push) = &web_push {
         workers.push(tokio::spawn(send::run(
             send::Sender {
                 pool: backend.pool.clone(),
@@ -133,40 +136,30 @@ pub async fn serve(
     served
 }
 
-/// The keys derived from `notifier.vapid_key`.
-struct Keys {
-    vapid: Option<Arc<webpush::Vapid>>,
-    /// Keys the collapse topics: derived from the VAPID key, so there is
-    /// one secret to keep; a random one when Web Push is off (no topic is
-    /// ever sent then).
-    topic: hmac::Key,
-}
-
-impl Keys {
-    fn from_settings(settings: &settings::NotifierSettings) -> anyhow::Result<Keys> {
-        let encoded = settings.vapid_key.expose().trim();
-        if encoded.is_empty() {
-            let rng = ring::rand::SystemRandom::new();
-            let topic = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-                .map_err(|_| anyhow::anyhow!("cannot make a random key"))?;
-            return Ok(Keys { vapid: None, topic });
-        }
-        let pkcs8 = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(encoded.trim_end_matches('='))
-            })
-            .map_err(|_| anyhow::anyhow!("notifier.vapid_key: not base64 (a PKCS#8 P-256 key)"))?;
-        let vapid = webpush::Vapid::from_pkcs8(&pkcs8, &settings.vapid_subject)
-            .map_err(|err| anyhow::anyhow!("notifier.vapid_key: {err}"))?;
-        let derived = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &pkcs8),
-            b"messenger notifier collapse topics",
-        );
-        Ok(Keys {
-            vapid: Some(Arc::new(vapid)),
-            topic: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
-        })
+/// The VAPID identity in `notifier.vapid_key` and the key of the collapse
+/// topics, derived from it so there is one secret to keep; `None` when
+/// the setting is empty (Web Push off).
+fn web_push_keys(
+    settings: &settings::NotifierSettings,
+) -> anyhow::Result<Option<(Arc<webpush::Vapid>, hmac::Key)>> {
+    let encoded = settings.vapid_key.expose().trim();
+    if encoded.is_empty() {
+        return Ok(None);
     }
+    let pkcs8 = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.trim_end_matches('='))
+        })
+        .map_err(|_| anyhow::anyhow!("notifier.vapid_key: not base64 (a PKCS#8 P-256 key)"))?;
+    let vapid = webpush::Vapid::from_pkcs8(&pkcs8, &settings.vapid_subject)
+        .map_err(|err| anyhow::anyhow!("notifier.vapid_key: {err}"))?;
+    let derived = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, &pkcs8),
+        b"messenger notifier collapse topics",
+    );
+    Ok(Some((
+        Arc::new(vapid),
+        hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
+    )))
 }

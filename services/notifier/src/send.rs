@@ -7,7 +7,6 @@ use crate::events;
 use crate::repo::deliveries::{self, Leased};
 use crate::repo::subscriptions;
 use crate::webpush::{Outcome, Push, PushError, Subscription, Urgency, WebPush};
-use futures::StreamExt as _;
 use messenger_platform::CancellationToken;
 use messenger_platform::egress::EgressError;
 use messenger_proto::notifier::v1 as pb;
@@ -16,9 +15,8 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
-/// Pushes leased at once.
-const BATCH: i64 = 256;
 const IDLE: Duration = Duration::from_secs(1);
 /// Backoff after the first failed attempt; doubled each time after.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
@@ -36,41 +34,58 @@ pub struct Sender {
     pub wake: Arc<Notify>,
 }
 
+/// Keeps up to `concurrency` pushes in flight: a push is leased only when
+/// a slot is free, and a slow push service holds one slot, not the batch.
 pub async fn run(sender: Sender, shutdown: CancellationToken) {
+    let sender = Arc::new(sender);
+    let mut in_flight = JoinSet::new();
     loop {
-        let sent = match send_due(&sender).await {
-            Ok(sent) => sent,
-            Err(err) => {
-                tracing::warn!(error = %err, "notifier cannot lease pushes");
-                0
+        while in_flight.try_join_next().is_some() {}
+        let free = sender.concurrency.saturating_sub(in_flight.len());
+        let leased = if free == 0 {
+            Vec::new()
+        } else {
+            match lease(&sender, free).await {
+                Ok(leased) => leased,
+                Err(err) => {
+                    tracing::warn!(error = %err, "notifier cannot lease pushes");
+                    Vec::new()
+                }
             }
         };
-        if sent >= BATCH as usize {
+        let full = free > 0 && leased.len() == free;
+        for push in leased {
+            let sender = sender.clone();
+            in_flight.spawn(async move {
+                if let Err(err) = send_one(&sender, &push).await {
+                    // The lease runs out and the push is tried again.
+                    tracing::warn!(error = %err, delivery = %push.id, "cannot record a push's outcome");
+                }
+            });
+        }
+        if full {
             continue;
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = sender.wake.notified() => {}
             _ = tokio::time::sleep(IDLE) => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
         }
     }
+    // Pushes in flight finish (each within the egress timeout) and record
+    // their outcome; a push not recorded is sent again after its lease.
+    while in_flight.join_next().await.is_some() {}
 }
 
-async fn send_due(sender: &Sender) -> sqlx::Result<usize> {
-    let leased = {
-        let mut conn = sender.pool.acquire().await?;
-        deliveries::lease_due(&mut conn, BATCH, sender.lease).await?
-    };
-    let count = leased.len();
-    futures::stream::iter(leased)
-        .for_each_concurrent(sender.concurrency, |push| async move {
-            if let Err(err) = send_one(sender, &push).await {
-                // The lease runs out and the push is tried again.
-                tracing::warn!(error = %err, delivery = %push.id, "cannot record a push's outcome");
-            }
-        })
-        .await;
-    Ok(count)
+async fn lease(sender: &Sender, limit: usize) -> sqlx::Result<Vec<Leased>> {
+    let mut conn = sender.pool.acquire().await?;
+    deliveries::lease_due(
+        &mut conn,
+        i64::try_from(limit).unwrap_or(i64::MAX),
+        sender.lease,
+    )
+    .await
 }
 
 /// What becomes of a push after one attempt.

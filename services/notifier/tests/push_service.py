@@ -10,7 +10,7 @@ sender is proven against an implementation that is not ours.
     POST /push/<id>   checked, decrypted, recorded; 201
     POST /gone        410 (the subscription expired)
     POST /busy        429 with Retry-After: 7
-    POST /slow/<id>   as /push/<id>, recorded at once but answered 1.5 s
+    POST /slow/<id>   as /push/<id>, recorded at once but answered 4 s
                       later (a sender killed meanwhile never hears back)
     GET  /received    every push recorded so far (JSON)
 
@@ -98,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(410)
         if self.path == "/busy":
             return self.answer(429, headers=[("Retry-After", "7")])
-        record = {"path": self.path}
+        record = {"path": self.path, "at": time.time()}
         try:
             if self.headers.get("Content-Encoding") != "aes128gcm":
                 raise ValueError("Content-Encoding is not aes128gcm")
@@ -124,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, repr(error).encode())
         RECEIVED.append(record)
         if self.path.startswith("/slow/"):
-            time.sleep(1.5)
+            time.sleep(4)
         self.answer(201, headers=[("Location", f"{self.path}/message")])
 
 

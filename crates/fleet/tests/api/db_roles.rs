@@ -10,7 +10,7 @@ use messenger_testkit::TestEnv;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
-const SERVICES: [&str; 4] = ["users", "groups", "messages", "media"];
+const SERVICES: [&str; 5] = ["users", "groups", "messages", "media", "notifier"];
 
 /// Runs the shipped script on the test database with roles named
 /// `<prefix><service>`; returns each service's URL.
@@ -90,12 +90,13 @@ async fn each_service_role_touches_its_own_schema_only() {
             "users" => &mut env.config.database.urls.users,
             "groups" => &mut env.config.database.urls.groups,
             "messages" => &mut env.config.database.urls.messages,
-            _ => &mut env.config.database.urls.media,
+            "media" => &mut env.config.database.urls.media,
+            _ => &mut env.config.database.urls.notifier,
         };
         *target = Secret::new(url.clone());
     }
 
-    // The whole fleet on its four roles: migrations, then traffic through
+    // The whole fleet on its five roles: migrations, then traffic through
     // every schema.
     let app = TestApp::start(env, |_| {}).await;
     let owner = crate::groups::user(&app, "roles_owner").await;
@@ -130,6 +131,7 @@ async fn each_service_role_touches_its_own_schema_only() {
         "SELECT count(*) FROM users.refresh_tokens",
         "SELECT count(*) FROM groups.group_members",
         "SELECT content FROM messages.messages",
+        "SELECT endpoint FROM notifier.subscriptions",
         "UPDATE users.users SET display_name = 'pwned'",
         "CREATE TABLE users.planted (x int)",
         "CREATE TABLE public.planted (x int)",

@@ -18,6 +18,7 @@ fn is_secret(name: &str) -> bool {
             | "VAULT_TOKEN"
             | "VAULT_SECRET_ID"
             | "KAFKA_SASL_PASSWORD"
+            | "NOTIFIER_VAPID_KEY"
     ) || name.ends_with("_DATABASE_URL")
 }
 

@@ -10,6 +10,9 @@ pub(super) enum Kind {
     Text,
     /// Parsed as a YAML scalar: numbers and booleans.
     Scalar,
+    /// Comma-separated items (each kept verbatim), a YAML list; empty is
+    /// the empty list.
+    List,
 }
 
 pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
@@ -98,7 +101,7 @@ pub(super) const OVERRIDES: &[(&str, &str, Kind)] = &[
     (
         "NOTIFIER_EGRESS_ALLOW_NETWORKS",
         "notifier.egress.allow_networks",
-        Kind::Scalar,
+        Kind::List,
     ),
     (
         "NOTIFIER_EGRESS_ALLOW_PLAIN_HTTP",
@@ -391,6 +394,13 @@ pub(super) fn apply(
         };
         let scalar = match kind {
             Kind::Text => Value::String(raw),
+            Kind::List => Value::Sequence(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| Value::String(item.to_owned()))
+                    .collect(),
+            ),
             Kind::Scalar => serde_yaml::from_str::<Value>(&raw)
                 .ok()
                 .filter(|parsed| !matches!(parsed, Value::Mapping(_) | Value::Sequence(_)))

@@ -208,6 +208,22 @@ mod tests {
     }
 
     #[test]
+    fn list_variables_are_comma_separated() {
+        let networks = |raw: &str| {
+            let config = Config::load(None, vars(&[("NOTIFIER_EGRESS_ALLOW_NETWORKS", raw)]))
+                .expect("valid override");
+            config
+                .setting("notifier.egress.allow_networks")
+                .cloned()
+                .expect("the setting")
+        };
+        let two: serde_yaml::Value =
+            serde_yaml::from_str("[10.1.2.0/24, 192.168.7.0/24]").expect("yaml");
+        assert_eq!(networks("10.1.2.0/24, 192.168.7.0/24"), two);
+        assert_eq!(networks(""), serde_yaml::Value::Sequence(Vec::new()));
+    }
+
+    #[test]
     fn invalid_value_names_key_and_env_var() {
         let err = Config::load(None, vars(&[("SERVER_PORT", "eighty")])).unwrap_err();
         let message = err.to_string();

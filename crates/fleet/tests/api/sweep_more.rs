@@ -1,7 +1,7 @@
 //! The authorization sweep, continued: channel settings and membership,
 //! group history, threads, edits, readers, read positions, reactions,
-//! unbans, files (download, thumbnail, delete), users, notifications and
-//! the WebSocket actions after a join (resume, typing), each as every
+//! unbans, files (download, thumbnail, delete), users, notifications, push
+//! subscriptions and notification settings, and the WebSocket actions after a join (resume, typing), each as every
 //! caller of `sweep.rs`.
 
 use crate::groups::{add_member, user};
@@ -152,6 +152,60 @@ async fn the_remaining_routes_answer_each_role_as_the_matrix_says() {
             "/api/v1/unread".to_owned(),
             None,
             SIGNED_IN(OK),
+        ),
+        // Web Push is off in this fleet (no VAPID key): the key and new
+        // subscriptions are 409 to everyone signed in; settings work.
+        (
+            Method::GET,
+            "/api/v1/push/vapid-key".to_owned(),
+            None,
+            SIGNED_IN(StatusCode::CONFLICT),
+        ),
+        (
+            Method::GET,
+            "/api/v1/push/subscriptions".to_owned(),
+            None,
+            SIGNED_IN(OK),
+        ),
+        (
+            Method::POST,
+            "/api/v1/push/subscriptions".to_owned(),
+            Some(json!({
+                "endpoint": "https://push.example.com/sweep",
+                "keys": {"p256dh": "BAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"},
+            })),
+            SIGNED_IN(StatusCode::CONFLICT),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/push/subscriptions/{}", uuid::Uuid::now_v7()),
+            None,
+            SIGNED_IN(HIDDEN),
+        ),
+        (
+            Method::GET,
+            "/api/v1/users/me/notification-settings".to_owned(),
+            None,
+            SIGNED_IN(OK),
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/users/me/notification-settings".to_owned(),
+            Some(json!({"level": "mentions"})),
+            SIGNED_IN(OK),
+        ),
+        // A conversation's settings: only for those who may read it.
+        (
+            Method::GET,
+            format!("/api/v1/channels/{channel}/notification-settings"),
+            None,
+            from("member", OK),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/channels/{channel}/notification-settings"),
+            Some(json!({"level": "nothing"})),
+            from("member", OK),
         ),
         // Search filters by what the caller may read: an outsider naming
         // the group gets an empty page, the same as for a group that does

@@ -1,4 +1,3 @@
-DROP TABLE decided;
 DROP TABLE deliveries;
 DROP TABLE pending;
 DROP TABLE names;

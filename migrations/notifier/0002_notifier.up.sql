@@ -59,7 +59,9 @@ CREATE TABLE names (
     name text NOT NULL
 );
 
--- Notifications waiting out their grace delay.
+-- Notifications: waiting out their grace delay (`decided_at` NULL), then
+-- kept once decided, so a replay of their events queues nothing and a push
+-- counts what is unread; purged after the retention of deliveries.
 CREATE TABLE pending (
     notification_id uuid PRIMARY KEY,
     user_id         uuid NOT NULL,
@@ -69,10 +71,13 @@ CREATE TABLE pending (
     kind            text NOT NULL CHECK (kind IN ('mention', 'reply', 'direct')),
     actor_id        uuid NOT NULL,
     excerpt         text NOT NULL,
-    due_at          timestamptz NOT NULL
+    created_at      timestamptz NOT NULL,
+    due_at          timestamptz NOT NULL,
+    decided_at      timestamptz
 );
-CREATE INDEX pending_by_due ON pending (due_at);
-CREATE INDEX pending_by_conversation ON pending (user_id, channel_id);
+CREATE INDEX pending_due ON pending (due_at) WHERE decided_at IS NULL;
+CREATE INDEX pending_by_conversation ON pending (user_id, channel_id, seq);
+CREATE INDEX pending_decided ON pending (decided_at) WHERE decided_at IS NOT NULL;
 
 -- One push to one device: at most one per (message, device), whatever the
 -- retries and restarts. `payload` (the JSON before encryption) is kept
@@ -83,31 +88,20 @@ CREATE TABLE deliveries (
     user_id          uuid NOT NULL,
     channel_id       uuid NOT NULL,
     message_id       uuid NOT NULL,
-    -- The message's position in its channel, and how many unread
-    -- notifications of the conversation the push counted.
+    -- The message's position in its channel.
     seq              bigint NOT NULL,
-    unread_count     integer NOT NULL,
     notification_ids uuid[] NOT NULL,
     topic            text NOT NULL,
     urgency          text NOT NULL,
     payload          bytea,
     state            text NOT NULL DEFAULT 'sending'
-                     CHECK (state IN ('sending', 'delivered', 'failed')),
+                     CHECK (state IN ('sending', 'delivered', 'failed', 'superseded')),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     created_at       timestamptz NOT NULL DEFAULT now(),
     finished_at      timestamptz,
     last_error       text,
-    UNIQUE (message_id, subscription_id)
+    UNIQUE (subscription_id, message_id)
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'sending';
 CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE state <> 'sending';
-CREATE INDEX deliveries_by_conversation ON deliveries (user_id, channel_id, created_at);
-
--- Notifications already decided (pushed or skipped), so a replay of their
--- events queues nothing; forgotten after the retention of deliveries.
-CREATE TABLE decided (
-    notification_id uuid PRIMARY KEY,
-    decided_at      timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX decided_by_age ON decided (decided_at);

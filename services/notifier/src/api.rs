@@ -92,6 +92,7 @@ impl Api {
             ));
         }
         let mut tx = self.pool.begin().await?;
+        subscriptions::lock_user(&mut tx, user).await?;
         let others = subscriptions::count_others(&mut tx, user, endpoint).await?;
         if others >= i64::from(self.max_subscriptions) {
             return Err(Error::LimitReached(format!(
@@ -99,7 +100,7 @@ impl Api {
                 self.max_subscriptions
             )));
         }
-        let (row, _moved) = subscriptions::upsert(
+        let (row, moved) = subscriptions::upsert(
             &mut tx,
             &NewSubscription {
                 user,
@@ -110,6 +111,9 @@ impl Api {
             },
         )
         .await?;
+        if moved {
+            subscriptions::drop_queued(&mut tx, row.id).await?;
+        }
         tx.commit().await?;
         Ok(row)
     }

@@ -30,6 +30,8 @@ pub struct Dispatcher {
     pub pool: PgPool,
     /// Keys the collapse topics (derived from the VAPID key).
     pub topic_key: hmac::Key,
+    /// Notifications older than this are not pushed (`push_ttl_seconds`).
+    pub push_ttl: Duration,
     pub queued: Arc<Notify>,
     /// Woken when pushes are queued.
     pub sending: Arc<Notify>,
@@ -95,7 +97,8 @@ async fn dispatch_due(dispatcher: &Dispatcher) -> sqlx::Result<usize> {
 }
 
 /// One user's due notifications of one conversation: skipped (with the
-/// reason published), or one push per device queued. Returns the pushes.
+/// reason published), or one push per device queued about the newest
+/// unread one its level admits. Returns the pushes.
 async fn decide(
     conn: &mut PgConnection,
     dispatcher: &Dispatcher,
@@ -103,34 +106,52 @@ async fn decide(
     channel: Uuid,
     rows: &[PendingRow],
 ) -> sqlx::Result<usize> {
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.notification_id).collect();
+    let now = time::OffsetDateTime::now_utc();
+    // Older than a push service would keep it (a consumer catching up on
+    // a long backlog): nobody wants last week's notification now.
+    if rows
+        .iter()
+        .all(|row| row.created_at + dispatcher.push_ttl < now)
+    {
+        return skipped(conn, user, channel, &ids, "stale").await;
+    }
     let context = known::context(conn, user, channel).await?;
+    let global = preferences::global(conn, user).await?;
+    let own = preferences::channel(conn, user, channel).await?;
+    let settings = effective(&global, &own);
     let unread: Vec<&PendingRow> = rows
         .iter()
         .filter(|row| row.seq > context.read_up_to)
         .collect();
-    let Some(newest) = rows.iter().max_by_key(|row| row.seq) else {
+    // The newest unread notification the level admits is the one shown; a
+    // reply must not reach the screen because a mention came with it.
+    let shown = unread
+        .iter()
+        .copied()
+        .filter(|row| settings.level.admits(kind(&row.kind)))
+        .max_by_key(|row| row.seq)
+        .or_else(|| unread.iter().copied().max_by_key(|row| row.seq))
+        .or_else(|| rows.iter().max_by_key(|row| row.seq));
+    let Some(shown) = shown else {
         return Ok(0);
     };
-    let global = preferences::global(conn, user).await?;
-    let own = preferences::channel(conn, user, channel).await?;
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.notification_id).collect();
     let due = Due {
-        kind: strongest(&unread).unwrap_or(kind(&newest.kind)),
-        seq: u64::try_from(newest.seq).unwrap_or(0),
+        kind: kind(&shown.kind),
+        seq: u64::try_from(shown.seq).unwrap_or(0),
         read_up_to: u64::try_from(context.read_up_to).unwrap_or(0),
         presence: presence(context.presence.as_deref()),
         now: jiff::Timestamp::now(),
     };
-    if let Err(skip) = rules::decide(&due, &effective(&global, &own)) {
+    if let Err(skip) = rules::decide(&due, &settings) {
         return skipped(conn, user, channel, &ids, skip.label()).await;
     }
     let devices = subscriptions::devices(conn, user).await?;
     if devices.is_empty() {
         return skipped(conn, user, channel, &ids, "no_device").await;
     }
-    let shown = deliveries::unread_shown(conn, user, channel, context.read_up_to).await?;
-    let unread_count = shown.saturating_add(i32::try_from(unread.len()).unwrap_or(i32::MAX));
-    let sender = known::name(conn, newest.actor_id)
+    let unread_count = queue::unread(conn, user, channel, context.read_up_to).await?;
+    let sender = known::name(conn, shown.actor_id)
         .await?
         .unwrap_or_else(|| "Someone".to_owned());
     let conversation = if due.kind == Kind::Direct {
@@ -145,9 +166,9 @@ async fn decide(
             conversation: channel,
             conversation_name: &conversation,
             sender_name: &sender,
-            excerpt: &newest.excerpt,
-            unread: u32::try_from(unread_count).unwrap_or(1),
-            message: newest.message_id,
+            excerpt: &shown.excerpt,
+            unread: u32::try_from(unread_count).unwrap_or(u32::MAX).max(1),
+            message: shown.message_id,
         },
         privacy(&global.privacy),
         &dispatcher.topic_key,
@@ -165,9 +186,8 @@ async fn decide(
                 subscription_id: *device,
                 user_id: user,
                 channel_id: channel,
-                message_id: newest.message_id,
-                seq: newest.seq,
-                unread_count,
+                message_id: shown.message_id,
+                seq: shown.seq,
                 notification_ids: &ids,
                 topic: &composed.tag,
                 urgency,
@@ -200,18 +220,6 @@ async fn skipped(
     )
     .await?;
     Ok(0)
-}
-
-/// Direct messages and mentions outrank replies: a batch holding one is
-/// treated as one.
-fn strongest(rows: &[&PendingRow]) -> Option<Kind> {
-    rows.iter()
-        .map(|row| kind(&row.kind))
-        .min_by_key(|kind| match kind {
-            Kind::Direct => 0,
-            Kind::Mention => 1,
-            Kind::Reply => 2,
-        })
 }
 
 fn kind(stored: &str) -> Kind {

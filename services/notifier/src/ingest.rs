@@ -206,6 +206,7 @@ fn notification(created: messenger_proto::messages::v1::NotificationCreated) -> 
         kind: kind.to_owned(),
         actor_id: uuid(&n.actor_id)?,
         excerpt: n.excerpt,
+        created_at,
         // Filled in by `apply`, with the configured grace.
         due_at: created_at,
     }))

@@ -88,6 +88,7 @@ pub async fn serve(
             dispatch::Dispatcher {
                 pool: backend.pool.clone(),
                 topic_key,
+                push_ttl: settings.push_ttl(),
                 queued,
                 sending: sending.clone(),
             },

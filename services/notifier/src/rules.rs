@@ -28,6 +28,17 @@ pub enum Level {
     Nothing,
 }
 
+impl Level {
+    /// Whether a notification of this kind may reach the user's devices.
+    pub fn admits(self, kind: Kind) -> bool {
+        match self {
+            Level::All => true,
+            Level::Mentions => matches!(kind, Kind::Mention | Kind::Direct),
+            Level::Nothing => false,
+        }
+    }
+}
+
 /// What a user's sockets say, from `presence.events.v1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Presence {
@@ -113,12 +124,7 @@ pub fn decide(due: &Due, settings: &Effective) -> Result<(), Skip> {
     if due.presence == Presence::Online {
         return Err(Skip::Active);
     }
-    let wanted = match settings.level {
-        Level::All => true,
-        Level::Mentions => matches!(due.kind, Kind::Mention | Kind::Direct),
-        Level::Nothing => false,
-    };
-    if !wanted {
+    if !settings.level.admits(due.kind) {
         return Err(Skip::Level);
     }
     if settings.muted_until.is_some_and(|until| due.now < until) {

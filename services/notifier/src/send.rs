@@ -91,17 +91,27 @@ async fn lease(sender: &Sender, limit: usize) -> sqlx::Result<Vec<Leased>> {
 /// What becomes of a push after one attempt.
 enum Next {
     Delivered,
+    /// The subscription is unusable for good: delete it.
     Gone,
     RetryIn(Duration, String),
     Failed(String),
+    /// Not sent: the user read the conversation meanwhile.
+    Read,
 }
 
 async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
-    let next = match &push.payload {
-        Some(payload) => attempt(sender, push, payload).await,
-        None => Next::Failed("nothing to send".to_owned()),
-    };
     let attempts = u32::try_from(push.attempts).unwrap_or(u32::MAX);
+    let next = if push.read_up_to >= push.seq {
+        Next::Read
+    } else if attempts > sender.max_attempts {
+        // Leased again and again without an outcome recorded.
+        Next::Failed(format!("no outcome after {} attempts", sender.max_attempts))
+    } else {
+        match &push.payload {
+            Some(payload) => attempt(sender, push, payload).await,
+            None => Next::Failed("nothing to send".to_owned()),
+        }
+    };
     let next = match next {
         Next::RetryIn(_, reason) if attempts >= sender.max_attempts => {
             Next::Failed(format!("{reason} ({attempts} attempts)"))
@@ -109,10 +119,26 @@ async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
         next => next,
     };
     let mut tx = sender.pool.begin().await?;
+    let label = record(&mut tx, push, attempts, next).await?;
+    tx.commit().await?;
+    metrics::counter!("notifier_pushes_total", "outcome" => label).increment(1);
+    Ok(())
+}
+
+/// Writes the outcome and its event; a lease lost meanwhile (another
+/// replica sent the push again) writes nothing.
+async fn record(
+    tx: &mut sqlx::PgConnection,
+    push: &Leased,
+    attempts: u32,
+    next: Next,
+) -> sqlx::Result<&'static str> {
     let user = push.user_id;
     let label = match next {
         Next::Delivered => {
-            deliveries::delivered(&mut tx, push.id, push.subscription_id).await?;
+            if !deliveries::delivered(tx, push).await? {
+                return Ok("lease_lost");
+            }
             let delivered = pb::PushDelivered {
                 user_id: user.to_string(),
                 subscription_id: push.subscription_id.to_string(),
@@ -124,11 +150,11 @@ async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
                     time::OffsetDateTime::now_utc(),
                 )),
             };
-            events::publish(&mut tx, user, Payload::PushDelivered(delivered)).await?;
+            events::publish(tx, user, Payload::PushDelivered(delivered)).await?;
             "delivered"
         }
         Next::Gone => {
-            if subscriptions::expire(&mut tx, push.subscription_id)
+            if subscriptions::expire(tx, push.subscription_id)
                 .await?
                 .is_some()
             {
@@ -136,16 +162,31 @@ async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
                     user_id: user.to_string(),
                     subscription_id: push.subscription_id.to_string(),
                 };
-                events::publish(&mut tx, user, Payload::SubscriptionExpired(expired)).await?;
+                events::publish(tx, user, Payload::SubscriptionExpired(expired)).await?;
             }
             "gone"
         }
         Next::RetryIn(wait, reason) => {
-            deliveries::retry_later(&mut tx, push.id, wait, &reason).await?;
+            deliveries::retry_later(tx, push, wait, &reason).await?;
             "retry"
         }
+        Next::Read => {
+            if !deliveries::finish(tx, push, "superseded", "read").await? {
+                return Ok("lease_lost");
+            }
+            let skipped = pb::PushSkipped {
+                user_id: user.to_string(),
+                channel_id: push.channel_id.to_string(),
+                notification_ids: events::ids(&push.notification_ids),
+                reason: "read".to_owned(),
+            };
+            events::publish(tx, user, Payload::PushSkipped(skipped)).await?;
+            "read"
+        }
         Next::Failed(reason) => {
-            deliveries::failed(&mut tx, push.id, &reason).await?;
+            if !deliveries::finish(tx, push, "failed", &reason).await? {
+                return Ok("lease_lost");
+            }
             let failed = pb::PushFailed {
                 user_id: user.to_string(),
                 subscription_id: push.subscription_id.to_string(),
@@ -154,13 +195,11 @@ async fn send_one(sender: &Sender, push: &Leased) -> sqlx::Result<()> {
                 reason,
                 attempts,
             };
-            events::publish(&mut tx, user, Payload::PushFailed(failed)).await?;
+            events::publish(tx, user, Payload::PushFailed(failed)).await?;
             "failed"
         }
     };
-    tx.commit().await?;
-    metrics::counter!("notifier_pushes_total", "outcome" => label).increment(1);
-    Ok(())
+    Ok(label)
 }
 
 async fn attempt(sender: &Sender, push: &Leased, payload: &[u8]) -> Next {
@@ -201,6 +240,11 @@ async fn attempt(sender: &Sender, push: &Leased, payload: &[u8]) -> Next {
         Err(PushError::Egress(err @ (EgressError::Timeout | EgressError::Unreachable(_)))) => {
             Next::RetryIn(backoff, err.to_string())
         }
+        // The endpoint is (now) somewhere we never send: its name
+        // resolves to a forbidden address, or it is not a usable URL.
+        // Every later push would fail the same way.
+        Err(PushError::Egress(EgressError::Refused { .. } | EgressError::BadTarget(_)))
+        | Err(PushError::Subscription(_)) => Next::Gone,
         Err(err) => Next::Failed(err.to_string()),
     }
 }

@@ -279,7 +279,7 @@ async fn a_notifier_killed_mid_batch_shows_no_second_notification() {
     let after_replay = sent.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(pushes(&service, path).await.len(), after_replay);
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM pending")
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM pending WHERE decided_at IS NULL")
         .fetch_one(&pool)
         .await
         .expect("count");

@@ -1,5 +1,7 @@
-//! Pushes to devices: one row per (message, device), leased while it is
-//! sent, kept after as the record of what was sent.
+//! Pushes to devices: one row per (device, message), leased while it is
+//! sent, kept after as the record of what was sent. Every outcome is
+//! written only by the holder of the current lease (`attempts` fences it),
+//! so a replica whose lease ran out cannot overwrite what another did.
 
 use sqlx::PgConnection;
 use std::time::Duration;
@@ -12,28 +14,31 @@ pub struct NewDelivery<'a> {
     pub channel_id: Uuid,
     pub message_id: Uuid,
     pub seq: i64,
-    pub unread_count: i32,
     pub notification_ids: &'a [Uuid],
     pub topic: &'a str,
     pub urgency: &'a str,
     pub payload: &'a [u8],
 }
 
-/// Queues a push; one for the same message and device exists already
-/// (a replay) leaves it as it is.
+/// Queues a push, and retires the device's unsent pushes about older
+/// messages of the conversation: they share its topic, and a late retry
+/// must not replace the newer notification. A push for the same message
+/// and device already there (a replay) is left as it is.
 pub async fn insert(conn: &mut PgConnection, new: &NewDelivery<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO deliveries (id, subscription_id, user_id, channel_id, message_id, seq,
-                                 unread_count, notification_ids, topic, urgency, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (message_id, subscription_id) DO NOTHING",
+        "WITH older AS (
+             UPDATE deliveries SET state = 'superseded', payload = NULL, finished_at = now()
+             WHERE subscription_id = $2 AND channel_id = $4 AND state = 'sending' AND seq < $6)
+         INSERT INTO deliveries (id, subscription_id, user_id, channel_id, message_id, seq,
+                                 notification_ids, topic, urgency, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (subscription_id, message_id) DO NOTHING",
         Uuid::now_v7(),
         new.subscription_id,
         new.user_id,
         new.channel_id,
         new.message_id,
         new.seq,
-        new.unread_count,
         new.notification_ids,
         new.topic,
         new.urgency,
@@ -44,27 +49,6 @@ pub async fn insert(conn: &mut PgConnection, new: &NewDelivery<'_>) -> sqlx::Res
     Ok(())
 }
 
-/// The unread count of the newest push about this conversation that the
-/// user has not read past: a new push adds to it.
-pub async fn unread_shown(
-    conn: &mut PgConnection,
-    user: Uuid,
-    channel: Uuid,
-    read_up_to: i64,
-) -> sqlx::Result<i32> {
-    let shown = sqlx::query_scalar!(
-        "SELECT unread_count FROM deliveries
-         WHERE user_id = $1 AND channel_id = $2 AND seq > $3 AND state <> 'failed'
-         ORDER BY created_at DESC LIMIT 1",
-        user,
-        channel,
-        read_up_to
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(shown.unwrap_or(0))
-}
-
 /// A push being sent.
 pub struct Leased {
     pub id: Uuid,
@@ -72,10 +56,14 @@ pub struct Leased {
     pub user_id: Uuid,
     pub channel_id: Uuid,
     pub message_id: Uuid,
+    pub seq: i64,
+    /// How far the user has read the conversation now.
+    pub read_up_to: i64,
     pub notification_ids: Vec<Uuid>,
     pub topic: String,
     pub urgency: String,
     pub payload: Option<Vec<u8>>,
+    /// This lease's attempt number: the fence of its outcome.
     pub attempts: i32,
     pub endpoint: String,
     pub p256dh: String,
@@ -93,17 +81,20 @@ pub async fn lease_due(
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     sqlx::query_as!(
         Leased,
-        "UPDATE deliveries d
-         SET attempts = d.attempts + 1,
-             next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0)
-         FROM subscriptions s
-         WHERE s.id = d.subscription_id AND d.id IN (
-             SELECT id FROM deliveries
-             WHERE state = 'sending' AND next_attempt_at <= now()
-             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING d.id, d.subscription_id, d.user_id, d.channel_id, d.message_id,
-                   d.notification_ids, d.topic, d.urgency, d.payload, d.attempts,
-                   s.endpoint, s.p256dh, s.auth",
+        r#"UPDATE deliveries d
+           SET attempts = d.attempts + 1,
+               next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0)
+           FROM subscriptions s
+           WHERE s.id = d.subscription_id AND d.id IN (
+               SELECT id FROM deliveries
+               WHERE state = 'sending' AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING d.id, d.subscription_id, d.user_id, d.channel_id, d.message_id, d.seq,
+                     COALESCE((SELECT r.seq FROM read_positions r
+                               WHERE r.user_id = d.user_id AND r.channel_id = d.channel_id), 0)
+                         AS "read_up_to!",
+                     d.notification_ids, d.topic, d.urgency, d.payload, d.attempts,
+                     s.endpoint, s.p256dh, s.auth"#,
         limit,
         lease_ms
     )
@@ -111,46 +102,64 @@ pub async fn lease_due(
     .await
 }
 
-/// The push service has it: the plaintext is dropped.
-pub async fn delivered(conn: &mut PgConnection, id: Uuid, subscription: Uuid) -> sqlx::Result<()> {
+/// The push service has it: the plaintext is dropped. False when the
+/// lease was lost meanwhile (another replica owns the push now).
+pub async fn delivered(conn: &mut PgConnection, push: &Leased) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE deliveries SET state = 'delivered', payload = NULL, finished_at = now(),
+                               last_error = NULL
+         WHERE id = $1 AND state = 'sending' AND attempts = $2",
+        push.id,
+        push.attempts
+    )
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
     sqlx::query!(
-        "WITH done AS (
-             UPDATE deliveries SET state = 'delivered', payload = NULL, finished_at = now(),
-                                   last_error = NULL
-             WHERE id = $1)
-         UPDATE subscriptions SET last_delivered_at = now() WHERE id = $2",
-        id,
-        subscription
+        "UPDATE subscriptions SET last_delivered_at = now() WHERE id = $1",
+        push.subscription_id
     )
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(true)
 }
 
-pub async fn failed(conn: &mut PgConnection, id: Uuid, reason: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE deliveries SET state = 'failed', payload = NULL, finished_at = now(), last_error = $2
-         WHERE id = $1",
-        id,
+/// Ends a push unsent: `failed` (refused, retries used up) or `superseded`
+/// (read meanwhile). False when the lease was lost meanwhile.
+pub async fn finish(
+    conn: &mut PgConnection,
+    push: &Leased,
+    state: &str,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE deliveries SET state = $3, payload = NULL, finished_at = now(), last_error = $4
+         WHERE id = $1 AND state = 'sending' AND attempts = $2",
+        push.id,
+        push.attempts,
+        state,
         reason
     )
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn retry_later(
     conn: &mut PgConnection,
-    id: Uuid,
+    push: &Leased,
     wait: Duration,
     reason: &str,
 ) -> sqlx::Result<()> {
     let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
     sqlx::query!(
         "UPDATE deliveries
-         SET next_attempt_at = now() + make_interval(secs => $2::bigint / 1000.0), last_error = $3
-         WHERE id = $1",
-        id,
+         SET next_attempt_at = now() + make_interval(secs => $3::bigint / 1000.0), last_error = $4
+         WHERE id = $1 AND state = 'sending' AND attempts = $2",
+        push.id,
+        push.attempts,
         wait_ms,
         reason
     )

@@ -1,4 +1,4 @@
-//! Notifications waiting out their grace delay.
+//! Notifications: waiting out their grace delay, then kept as decided.
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -14,17 +14,17 @@ pub struct PendingRow {
     pub kind: String,
     pub actor_id: Uuid,
     pub excerpt: String,
+    pub created_at: OffsetDateTime,
     pub due_at: OffsetDateTime,
 }
 
-/// Queues a notification; true when it is new. A replayed one is ignored,
-/// also once decided (`decided` remembers it).
+/// Queues a notification; true when it is new. A replayed one finds its
+/// row (waiting or decided) and changes nothing.
 pub async fn enqueue(conn: &mut PgConnection, row: &PendingRow) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "INSERT INTO pending
-             (notification_id, user_id, channel_id, message_id, seq, kind, actor_id, excerpt, due_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-         WHERE NOT EXISTS (SELECT 1 FROM decided WHERE notification_id = $1)
+        "INSERT INTO pending (notification_id, user_id, channel_id, message_id, seq, kind,
+                              actor_id, excerpt, created_at, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (notification_id) DO NOTHING",
         row.notification_id,
         row.user_id,
@@ -34,6 +34,7 @@ pub async fn enqueue(conn: &mut PgConnection, row: &PendingRow) -> sqlx::Result<
         row.kind,
         row.actor_id,
         row.excerpt,
+        row.created_at,
         row.due_at
     )
     .execute(conn)
@@ -46,8 +47,9 @@ pub async fn enqueue(conn: &mut PgConnection, row: &PendingRow) -> sqlx::Result<
 pub async fn take_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<PendingRow>> {
     sqlx::query_as!(
         PendingRow,
-        "SELECT notification_id, user_id, channel_id, message_id, seq, kind, actor_id, excerpt, due_at
-         FROM pending WHERE due_at <= now()
+        "SELECT notification_id, user_id, channel_id, message_id, seq, kind, actor_id, excerpt,
+                created_at, due_at
+         FROM pending WHERE decided_at IS NULL AND due_at <= now()
          ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit
     )
@@ -55,13 +57,10 @@ pub async fn take_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<P
     .await
 }
 
-/// Removes decided notifications and remembers them, so a replay of their
-/// events (a consumer restarting from older offsets) queues nothing.
+/// Marks notifications decided.
 pub async fn settle(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
     sqlx::query!(
-        "WITH gone AS (DELETE FROM pending WHERE notification_id = ANY($1) RETURNING notification_id)
-         INSERT INTO decided (notification_id) SELECT notification_id FROM gone
-         ON CONFLICT DO NOTHING",
+        "UPDATE pending SET decided_at = now() WHERE notification_id = ANY($1)",
         ids
     )
     .execute(conn)
@@ -69,20 +68,38 @@ pub async fn settle(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Notifications of the conversation the user has not read: what a push
+/// about it counts.
+pub async fn unread(
+    conn: &mut PgConnection,
+    user: Uuid,
+    channel: Uuid,
+    read_up_to: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM pending
+           WHERE user_id = $1 AND channel_id = $2 AND seq > $3"#,
+        user,
+        channel,
+        read_up_to
+    )
+    .fetch_one(conn)
+    .await
+}
+
 /// When the next notification comes due, if any waits.
 pub async fn next_due(conn: &mut PgConnection) -> sqlx::Result<Option<OffsetDateTime>> {
-    sqlx::query_scalar!("SELECT min(due_at) FROM pending")
+    sqlx::query_scalar!("SELECT min(due_at) FROM pending WHERE decided_at IS NULL")
         .fetch_one(conn)
         .await
 }
 
-/// Forgets decided notifications older than `older_than` (the consumer's
-/// replays never reach back that far).
+/// Forgets notifications decided before `older_than`.
 pub async fn forget_decided(
     conn: &mut PgConnection,
     older_than: OffsetDateTime,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query!("DELETE FROM decided WHERE decided_at < $1", older_than)
+    let done = sqlx::query!("DELETE FROM pending WHERE decided_at < $1", older_than)
         .execute(conn)
         .await?;
     Ok(done.rows_affected())

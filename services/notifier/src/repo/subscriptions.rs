@@ -20,6 +20,30 @@ pub struct NewSubscription<'a> {
     pub device_name: &'a str,
 }
 
+/// Serializes one user's registrations until the transaction ends, so
+/// parallel ones cannot pass the limit together.
+pub async fn lock_user(conn: &mut PgConnection, user: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 27))",
+        user.to_string()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops the pushes still queued for a device that changed hands: they
+/// are the previous owner's messages.
+pub async fn drop_queued(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM deliveries WHERE subscription_id = $1 AND state = 'sending'",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Subscriptions `user` holds other than `endpoint` (the limit counts
 /// these: registering one again is never refused).
 pub async fn count_others(

@@ -17,6 +17,8 @@
 // Runtime SQL is fine here: the bench seeds subscriptions directly.
 #![allow(clippy::disallowed_methods)]
 
+mod common;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,35 +47,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().collect();
-    let value = |flag: &str, default: u64| {
-        raw.iter()
-            .position(|arg| arg == flag)
-            .and_then(|i| raw.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Args {
-        rate: value("--rate", 200),
-        seconds: value("--seconds", 20),
-        burst: value("--burst", 3000) as usize,
+        rate: common::flag("--rate", 200),
+        seconds: common::flag("--seconds", 20),
+        burst: common::flag("--burst", 3000) as usize,
     }
-}
-
-/// A thread's CPU time so far (user + system), from /proc.
-fn cpu_of(stat_path: &str) -> Duration {
-    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// When each device's push arrived, by device number.
@@ -205,7 +183,7 @@ struct Load<'a> {
 /// at once), waits for every push, and reports.
 async fn notifier_phase(load: &Load<'_>, name: &str, range: std::ops::Range<usize>, rate: u64) {
     let count = range.len();
-    let cpu_before = cpu_of(load.notifier_stat);
+    let cpu_before = common::thread_cpu(load.notifier_stat);
     let started = Instant::now();
     let mut sent_at = Vec::with_capacity(count);
     let mut deliveries = futures::stream::FuturesUnordered::new();
@@ -252,7 +230,7 @@ async fn notifier_phase(load: &Load<'_>, name: &str, range: std::ops::Range<usiz
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let last = arrivals.iter().flatten().max().copied().unwrap_or(started);
-    let cpu = cpu_of(load.notifier_stat).saturating_sub(cpu_before);
+    let cpu = common::thread_cpu(load.notifier_stat).saturating_sub(cpu_before);
     let mut latencies: Vec<Duration> = arrivals
         .iter()
         .zip(&sent_at)
@@ -265,7 +243,7 @@ async fn notifier_phase(load: &Load<'_>, name: &str, range: std::ops::Range<usiz
 /// (the notifier's `send_concurrency`), on this thread.
 async fn baseline(name: &str, egress: &Egress, port: u16, count: usize, rate: u64) {
     let body = vec![b'x'; 420];
-    let cpu_before = cpu_of("/proc/thread-self/stat");
+    let cpu_before = common::thread_cpu("/proc/thread-self/stat");
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(count);
     let mut running = futures::stream::FuturesUnordered::new();
@@ -300,7 +278,7 @@ async fn baseline(name: &str, egress: &Egress, port: u16, count: usize, rate: u6
             _ = tokio::time::sleep(Duration::from_millis(1)), if rate > 0 => {}
         }
     }
-    let cpu = cpu_of("/proc/thread-self/stat").saturating_sub(cpu_before);
+    let cpu = common::thread_cpu("/proc/thread-self/stat").saturating_sub(cpu_before);
     report(name, count, started.elapsed(), cpu, &mut latencies);
 }
 

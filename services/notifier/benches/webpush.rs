@@ -5,6 +5,8 @@
 //!
 //!     cargo bench -p messenger-notifier --bench webpush -- [--seconds 10] [--in-flight 32]
 
+mod common;
+
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -24,35 +26,14 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().collect();
-    let value = |flag: &str, default: u64| {
-        raw.iter()
-            .position(|arg| arg == flag)
-            .and_then(|i| raw.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     Args {
-        seconds: value("--seconds", 10),
-        in_flight: value("--in-flight", 32) as usize,
+        seconds: common::flag("--seconds", 10),
+        in_flight: common::flag("--in-flight", 32) as usize,
     }
 }
 
-/// This thread's CPU time so far (user + system), from /proc.
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15; 11 and 12 after the ')'.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    common::thread_cpu("/proc/thread-self/stat")
 }
 
 /// A push service that takes everything: 201 for every POST.

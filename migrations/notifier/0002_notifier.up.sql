@@ -12,7 +12,10 @@ CREATE TABLE subscriptions (
     auth              text NOT NULL,
     device_name       text NOT NULL DEFAULT '',
     created_at        timestamptz NOT NULL DEFAULT now(),
-    last_delivered_at timestamptz
+    last_delivered_at timestamptz,
+    -- Pushes refused for good in a row since the last delivery: a device
+    -- that keeps refusing is dropped.
+    failures          integer NOT NULL DEFAULT 0
 );
 CREATE INDEX subscriptions_by_user ON subscriptions (user_id, created_at);
 

@@ -25,6 +25,8 @@ use uuid::Uuid;
 const BATCH: i64 = 256;
 /// The longest the dispatcher sleeps without looking.
 const IDLE: Duration = Duration::from_secs(1);
+/// How long a conversation whose decision failed waits for another try.
+const RETRY_DECISION: Duration = Duration::from_secs(30);
 
 pub struct Dispatcher {
     pub pool: PgPool,
@@ -84,11 +86,27 @@ async fn dispatch_due(dispatcher: &Dispatcher) -> sqlx::Result<usize> {
             .push(row.clone());
     }
     let mut queued = 0;
+    let mut decided = Vec::with_capacity(due.len());
     for ((user, channel), rows) in conversations {
-        queued += decide(&mut tx, dispatcher, user, channel, &rows).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.notification_id).collect();
+        // Each conversation in a savepoint: one that fails is put off and
+        // tried again later, and never holds up the others.
+        let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+        match decide(&mut savepoint, dispatcher, user, channel, &rows).await {
+            Ok(pushes) => {
+                savepoint.commit().await?;
+                queued += pushes;
+                decided.extend(ids);
+            }
+            Err(err) => {
+                savepoint.rollback().await?;
+                tracing::error!(error = %err, %user, %channel, "cannot decide notifications; retrying later");
+                metrics::counter!("notifier_decisions_total", "outcome" => "error").increment(1);
+                queue::postpone(&mut tx, &ids, RETRY_DECISION).await?;
+            }
+        }
     }
-    let ids: Vec<Uuid> = due.iter().map(|row| row.notification_id).collect();
-    queue::settle(&mut tx, &ids).await?;
+    queue::settle(&mut tx, &decided).await?;
     tx.commit().await?;
     if queued > 0 {
         dispatcher.sending.notify_one();

@@ -21,6 +21,10 @@ const IDLE: Duration = Duration::from_secs(1);
 /// Backoff after the first failed attempt; doubled each time after.
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 const LONGEST_RETRY: Duration = Duration::from_secs(3600);
+/// Pushes refused for good in a row (no delivery between) after which the
+/// subscription is deleted: a device that refuses everything (400, 401,
+/// 403) will not start accepting.
+const FAILURES_TO_EXPIRE: i32 = 5;
 
 pub struct Sender {
     pub pool: PgPool,
@@ -154,16 +158,7 @@ async fn record(
             "delivered"
         }
         Next::Gone => {
-            if subscriptions::expire(tx, push.subscription_id)
-                .await?
-                .is_some()
-            {
-                let expired = pb::SubscriptionExpired {
-                    user_id: user.to_string(),
-                    subscription_id: push.subscription_id.to_string(),
-                };
-                events::publish(tx, user, Payload::SubscriptionExpired(expired)).await?;
-            }
+            expire(tx, push).await?;
             "gone"
         }
         Next::RetryIn(wait, reason) => {
@@ -196,10 +191,28 @@ async fn record(
                 attempts,
             };
             events::publish(tx, user, Payload::PushFailed(failed)).await?;
+            if subscriptions::note_failure(tx, push.subscription_id).await? >= FAILURES_TO_EXPIRE {
+                expire(tx, push).await?;
+            }
             "failed"
         }
     };
     Ok(label)
+}
+
+/// Deletes the subscription and says so on `notifier.events.v1`.
+async fn expire(tx: &mut sqlx::PgConnection, push: &Leased) -> sqlx::Result<()> {
+    if subscriptions::expire(tx, push.subscription_id)
+        .await?
+        .is_some()
+    {
+        let expired = pb::SubscriptionExpired {
+            user_id: push.user_id.to_string(),
+            subscription_id: push.subscription_id.to_string(),
+        };
+        events::publish(tx, push.user_id, Payload::SubscriptionExpired(expired)).await?;
+    }
+    Ok(())
 }
 
 async fn attempt(sender: &Sender, push: &Leased, payload: &[u8]) -> Next {

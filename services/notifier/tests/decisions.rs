@@ -2,8 +2,9 @@
 //! the real binary: a newer message of a conversation retires an older
 //! push still waiting for its retry (they share a topic, and a late retry
 //! must not replace the newer notification); a push whose conversation was
-//! read before it went out is not sent; and under a `mentions` level a
-//! reply arriving with a mention does not reach the screen.
+//! read before it went out is not sent; under a `mentions` level a reply
+//! arriving with a mention does not reach the screen; and a device that
+//! refuses every push is dropped.
 
 // Runtime SQL is fine here: the test reads the notifier's rows directly.
 #![allow(clippy::disallowed_methods)]
@@ -37,16 +38,18 @@ async fn newer_messages_and_reads_retire_unsent_pushes() {
 
     produce(&test, &[Note::direct(user, channel, 1).record()]).await;
     eventually(Duration::from_secs(30), || async {
-        (states(&pool, user).await == [(1, "sending".to_owned())]).then_some(())
+        let tried: Option<(String, i32, Option<String>)> =
+            sqlx::query_as("SELECT state, attempts, last_error FROM deliveries WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(&pool)
+                .await
+                .ok()?;
+        // Tried once; the answer was 429: it waits out Retry-After (7 s).
+        let (state, attempts, error) = tried?;
+        (state == "sending" && attempts == 1 && error.is_some()).then_some(())
     })
     .await
     .expect("the first push waits for its retry");
-    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM deliveries WHERE user_id = $1")
-        .bind(user)
-        .fetch_one(&pool)
-        .await
-        .expect("attempts");
-    assert_eq!(attempts, 1, "tried once, then waits out Retry-After");
 
     // A newer message: the older push is retired, the newer one waits.
     produce(&test, &[Note::direct(user, channel, 2).record()]).await;
@@ -122,6 +125,57 @@ async fn a_mentions_level_shows_the_mention_not_the_reply_after_it() {
         mention.message.to_string(),
         "the mention is shown"
     );
+    notifier.kill();
+    pool.close().await;
+    test.cleanup().await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_device_that_refuses_five_pushes_in_a_row_is_dropped() {
+    let service = PushService::start();
+    let test = TestEnv::new().await.expect("test environment");
+    let (notifier, pool) = start(&test, &child_env(&test, 0)).await;
+    let user = Uuid::now_v7();
+    let id = device(&pool, &service, user, "/push/stranger").await;
+    // Keys of another browser: the push service cannot decrypt, answers 400.
+    sqlx::query("UPDATE subscriptions SET auth = 'AAAAAAAAAAAAAAAAAAAAAA' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("keys");
+    let records: Vec<_> = (0..4)
+        .map(|_| Note::direct(user, Uuid::now_v7(), 1).record())
+        .collect();
+    produce(&test, &records).await;
+    eventually(Duration::from_secs(30), || async {
+        let failed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE user_id = $1 AND state = 'failed'",
+        )
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .ok()?;
+        (failed == 4).then_some(())
+    })
+    .await
+    .expect("four pushes refused");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(kept, 1, "four refusals keep the device");
+    produce(&test, &[Note::direct(user, Uuid::now_v7(), 1).record()]).await;
+    eventually(Duration::from_secs(30), || async {
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+        (kept == 0).then_some(())
+    })
+    .await
+    .expect("the fifth refusal drops the device");
     notifier.kill();
     pool.close().await;
     test.cleanup().await.expect("cleanup");

@@ -118,7 +118,7 @@ pub async fn delivered(conn: &mut PgConnection, push: &Leased) -> sqlx::Result<b
         return Ok(false);
     }
     sqlx::query!(
-        "UPDATE subscriptions SET last_delivered_at = now() WHERE id = $1",
+        "UPDATE subscriptions SET last_delivered_at = now(), failures = 0 WHERE id = $1",
         push.subscription_id
     )
     .execute(conn)

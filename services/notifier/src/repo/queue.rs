@@ -1,6 +1,7 @@
 //! Notifications: waiting out their grace delay, then kept as decided.
 
 use sqlx::PgConnection;
+use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -62,6 +63,20 @@ pub async fn settle(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE pending SET decided_at = now() WHERE notification_id = ANY($1)",
         ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts notifications off by `wait` (their decision failed).
+pub async fn postpone(conn: &mut PgConnection, ids: &[Uuid], wait: Duration) -> sqlx::Result<()> {
+    let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query!(
+        "UPDATE pending SET due_at = now() + make_interval(secs => $2::bigint / 1000.0)
+         WHERE notification_id = ANY($1)",
+        ids,
+        wait_ms
     )
     .execute(conn)
     .await?;

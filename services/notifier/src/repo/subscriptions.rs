@@ -121,6 +121,18 @@ pub async fn delete(conn: &mut PgConnection, user: Uuid, id: Uuid) -> sqlx::Resu
     Ok(done.rows_affected() == 1)
 }
 
+/// Counts a push the device's push service refused for good; returns the
+/// failures in a row (0 when the subscription is gone).
+pub async fn note_failure(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<i32> {
+    let failures = sqlx::query_scalar!(
+        "UPDATE subscriptions SET failures = failures + 1 WHERE id = $1 RETURNING failures",
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(failures.unwrap_or(0))
+}
+
 /// Deletes a subscription the push service says is gone; returns its
 /// owner when it was still there.
 pub async fn expire(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Uuid>> {
